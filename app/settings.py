@@ -1,0 +1,127 @@
+"""Every setting of HealthPredict, in one place (env prefix ``HP_``); a leaf module (pydantic only).
+
+Each field's description is what the README's settings table shows.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_ADMIN_KEY = "dev-admin-key"
+DEFAULT_CLINICIAN_KEY = "dev-clinician-key"
+
+
+class Settings(BaseSettings):
+    """HealthPredict settings; read from ``HP_*`` environment variables and ``.env``."""
+
+    model_config = SettingsConfigDict(env_prefix="HP_", env_file=".env", extra="ignore")
+
+    # --- runtime -------------------------------------------------------------------------
+    environment: Literal["development", "test", "production"] = Field(
+        "development", description="Deployment environment; default secrets are refused "
+        "outside development and test."
+    )
+    host: str = Field("127.0.0.1", description="Interface `python -m app` binds to.")
+    port: int = Field(8000, description="Port `python -m app` listens on.")
+    workers: int = Field(1, ge=1, description="Worker processes (gunicorn + uvicorn workers "
+                         "when > 1).")
+    log_level: str = Field("INFO", description="Root log level (JSON lines on stderr).")
+    data_dir: Path = Field(PROJECT_ROOT / "data", description="Generated data, SQLite files.")
+
+    # --- models --------------------------------------------------------------------------
+    mlflow_tracking_uri: str = Field(
+        f"sqlite:///{PROJECT_ROOT / 'mlflow.db'}",
+        description="MLflow tracking/registry URI (`MLFLOW_TRACKING_URI` is honoured when "
+        "this is unset).",
+    )
+    mlflow_timeout_s: float = Field(10.0, gt=0, description="Deadline for the whole MLflow "
+                                    "load attempt at startup before falling back to BentoML.")
+    bentoml_home: Path = Field(PROJECT_ROOT / "bentoml_home", description="BentoML model "
+                               "store (`BENTOML_HOME` is honoured when this is unset).")
+    diagnosis_model_name: str = Field("healthpredict-diagnosis", description="Registered "
+                                      "diagnosis model name (MLflow and BentoML).")
+    treatment_model_name: str = Field("healthpredict-treatment", description="Registered "
+                                      "treatment model name (MLflow and BentoML).")
+    model_alias: str = Field("champion", description="MLflow alias served.")
+    model_retry_interval_s: float = Field(15.0, gt=0, description="Background retry period "
+                                          "while degraded (no model loaded).")
+
+    # --- serving -------------------------------------------------------------------------
+    batch_max_size: int = Field(5000, ge=1, description="Largest `POST /predict/batch` "
+                                "(413 beyond).")
+    top_k: int = Field(3, ge=1, description="Diagnoses listed in `diagnosis.top_k`.")
+    microbatch_window_ms: float = Field(1.0, ge=0, description="How long a single request "
+                                        "waits for others to share one model call (0 = off).")
+    microbatch_max_size: int = Field(64, ge=1, description="Most requests in one model call.")
+    audit_queue_size: int = Field(10000, ge=1, description="Write-behind audit queue bound.")
+    audit_flush_interval_s: float = Field(0.2, gt=0, description="Audit queue flush period.")
+
+    # --- storage -------------------------------------------------------------------------
+    database_url: str = Field(
+        f"sqlite:///{PROJECT_ROOT / 'data' / 'healthpredict.db'}",
+        description="SQLAlchemy URL of the audit/feedback store (PostgreSQL in production).",
+    )
+
+    # --- security ------------------------------------------------------------------------
+    auth_enabled: bool = Field(True, description="Require `X-API-Key` on API routes.")
+    api_keys: SecretStr = Field(
+        SecretStr(f"{DEFAULT_ADMIN_KEY}:admin,{DEFAULT_CLINICIAN_KEY}:clinician"),
+        description="Comma-separated `key:role` pairs (roles: clinician, admin); hashed at "
+        "startup, never kept in clear.",
+    )
+    metrics_protected: bool = Field(False, description="Require an API key on `/metrics`.")
+    rate_limit_per_minute: int = Field(6000, ge=1, description="Requests per minute per key "
+                                       "(429 beyond).")
+
+    # --- feedback and retraining ---------------------------------------------------------
+    retrain_min_feedback: int = Field(50, ge=1, description="Feedback rows needed before "
+                                      "retraining is recommended.")
+    retrain_error_rate: float = Field(0.2, ge=0, le=1, description="Error rate in feedback "
+                                      "that recommends retraining.")
+    retrain_metric: str = Field("f1_macro", description="Metric the challenger must improve.")
+    retrain_margin: float = Field(0.0, ge=0, description="By how much it must improve.")
+    retrain_schedule_cron: str = Field("0 3 * * *", description="Celery Beat schedule "
+                                       "(cron: minute hour day month weekday).")
+    celery_broker_url: str | None = Field(None, description="Celery broker (Redis). Unset: "
+                                          "the API runs retrain jobs in its own worker.")
+    training_data_path: Path = Field(PROJECT_ROOT / "data" / "clinical_cohort.csv",
+                                     description="Original training data used by retraining.")
+
+    # --- monitoring ----------------------------------------------------------------------
+    drift_window_size: int = Field(500, ge=10, description="Recent live inputs compared with "
+                                   "the training reference.")
+    drift_refresh_s: float = Field(60.0, gt=0, description="How often the drift report is "
+                                   "recomputed in the background.")
+
+    @model_validator(mode="after")
+    def _honour_tool_env_vars(self) -> Settings:
+        # MLflow's and BentoML's own variables apply when the HP_ ones are not given.
+        if "mlflow_tracking_uri" not in self.model_fields_set and os.environ.get(
+            "MLFLOW_TRACKING_URI"
+        ):
+            self.mlflow_tracking_uri = os.environ["MLFLOW_TRACKING_URI"]
+        if "bentoml_home" not in self.model_fields_set and os.environ.get("BENTOML_HOME"):
+            self.bentoml_home = Path(os.environ["BENTOML_HOME"])
+        return self
+
+    @model_validator(mode="after")
+    def _enforce_non_default_secrets(self) -> Settings:
+        if self.environment == "production":
+            keys = self.api_keys.get_secret_value()
+            if DEFAULT_ADMIN_KEY in keys or DEFAULT_CLINICIAN_KEY in keys:
+                raise ValueError("HP_API_KEYS still holds the development keys; set real keys "
+                                 "in production")
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings (cached; tests build their own `Settings(...)`)."""
+    return Settings()
