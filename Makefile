@@ -1,0 +1,106 @@
+# HealthPredict — every entry point a newcomer, CI or Docker needs. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON_SYS ?= python3
+VENV       := .venv
+PY         := $(VENV)/bin/python
+STAMP      := $(VENV)/.installed
+SYS_STAMP  := .system-packages.stamp
+# Debian packages the tests and benchmarks drive for real: promtool/prometheus (scrape tests),
+# chromium (drift report rendering), wrk (benchmarks).
+SYS_PACKAGES := prometheus chromium wrk
+COHORT     := data/clinical_cohort.csv
+PYTEST_ARGS ?=
+
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@command -v uv >/dev/null 2>&1 || $(PYTHON_SYS) -m pip install --quiet uv
+	@test -x $(PY) || uv venv --quiet --python $(PYTHON_SYS) $(VENV)
+	uv pip install --quiet --python $(PY) -e '.[dev]'
+	@touch $(STAMP)
+
+.PHONY: install
+install: $(STAMP) ## create .venv and install the project with uv (fast, idempotent)
+
+$(SYS_STAMP):
+	@missing=""; for p in $(SYS_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	@touch $(SYS_STAMP)
+
+.PHONY: install-system
+install-system: $(SYS_STAMP) ## install the Debian packages tests and benchmarks use (prometheus, chromium, wrk)
+
+.PHONY: data
+data: install ## generate the synthetic ED cohort (data/clinical_cohort.csv, tracked by dataset.dvc)
+	$(PY) -m train_pipeline data --out $(COHORT)
+	$(VENV)/bin/dvc status dataset.dvc
+
+$(COHORT): | $(STAMP)
+	$(PY) -m train_pipeline data --out $(COHORT)
+
+.PHONY: train
+train: install $(COHORT) ## train both pipelines, log to MLflow, register (alias champion), save to BentoML
+	$(PY) -m train_pipeline train --data $(COHORT) $(TRAIN_ARGS)
+
+.PHONY: retrain
+retrain: install $(COHORT) ## champion vs challenger with clinicians' corrections; promote only if better
+	$(PY) -m retrain $(RETRAIN_ARGS)
+
+.PHONY: migrate
+migrate: install ## apply the database migrations (Alembic) to HP_DATABASE_URL
+	$(PY) -m app.store.db upgrade
+
+.PHONY: run
+run: install migrate $(COHORT) ## install, make data, train if no champion exists, serve on :8000
+	$(PY) -m train_pipeline train --data $(COHORT) --skip-if-exists
+	$(PY) -m app
+
+.PHONY: test
+test: install install-system ## install everything and run the whole test suite (all markers)
+	@set +e; $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing on purpose"; exit 1; fi; exit $$rc
+
+.PHONY: bench
+bench: install install-system ## benchmark /predict against mlflow serve, BentoML and a bare endpoint
+	$(PY) bench/run.py $(BENCH_ARGS)
+
+.PHONY: lint
+lint: install ## ruff lint + format check, mypy on app/
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+.PHONY: format
+format: install ## ruff format and autofix
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+.PHONY: monitoring
+monitoring: install install-system ## run a local Prometheus scraping the app on :8000 with our alert rules
+	@mkdir -p data/prometheus
+	sed 's#api:8000#127.0.0.1:8000#' docker/prometheus/prometheus.yml > data/prometheus/prometheus.yml
+	cp docker/prometheus/alerts.yml data/prometheus/alerts.yml
+	prometheus --config.file=data/prometheus/prometheus.yml --storage.tsdb.path=data/prometheus/tsdb \
+	  --web.listen-address=127.0.0.1:9090
+
+.PHONY: docker
+docker: ## build the image (needs a Docker engine) — compose file: docker-compose.yml
+	docker build -t healthpredict:latest .
+
+.PHONY: readme
+readme: install ## regenerate the README's field and settings tables from the contract and Settings
+	$(PY) -m app.readme_tables --write README.md
+
+.PHONY: clean
+clean: ## remove generated data, local stores and caches (keeps .venv)
+	rm -rf data/clinical_cohort.csv data/*.db mlflow.db mlruns bentoml_home .pytest_cache catboost_info
