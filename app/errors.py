@@ -1,0 +1,211 @@
+"""Domain errors carrying their HTTP status, and the handlers rendering every error in one shape.
+
+Shape (DESIGN §4): ``{"error": {"code", "message", "details": [{"field", "value", "reason"}]}}``,
+always with an ``X-Request-ID`` header. Code outside ``app/api`` raises these, never HTTPException.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from app.log_config import REQUEST_ID_HEADER, current_request_id
+from app.schemas.errors import validation_details
+
+logger = logging.getLogger(__name__)
+
+JSON_MEDIA_TYPE = "application/json"
+
+
+class AppError(Exception):
+    """Base of every expected failure; subclasses set ``status_code`` and ``code``."""
+
+    status_code: int = 500
+    code: str = "internal_error"
+    message: str = "Internal server error"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        details: Sequence[Mapping[str, Any]] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.message = message or type(self).message
+        self.details: list[dict[str, Any]] = [dict(d) for d in details or ()]
+        self.headers: dict[str, str] = dict(headers or {})
+        super().__init__(self.message)
+
+
+class InvalidInputError(AppError):
+    """Input that passed the schema but is still unusable (422)."""
+
+    status_code = 422
+    code = "validation_error"
+    message = "The request is not valid"
+
+
+class ModelNotReadyError(AppError):
+    """No model bundle is loaded yet (degraded mode)."""
+
+    status_code = 503
+    code = "model_not_ready"
+    message = "No model is loaded yet; the service is retrying in the background"
+
+
+class ModelLoadError(AppError):
+    """A model could not be loaded (or was refused) from a source."""
+
+    status_code = 503
+    code = "model_load_failed"
+    message = "The model could not be loaded"
+
+
+class NotFoundError(AppError):
+    status_code = 404
+    code = "not_found"
+    message = "Not found"
+
+
+class PredictionNotFoundError(NotFoundError):
+    code = "prediction_not_found"
+    message = "No prediction with this id"
+
+
+class BatchTooLargeError(AppError):
+    status_code = 413
+    code = "batch_too_large"
+    message = "Too many records in one batch"
+
+
+class ConflictError(AppError):
+    status_code = 409
+    code = "conflict"
+    message = "Conflicts with the current state"
+
+
+class AuthError(AppError):
+    status_code = 401
+    code = "unauthorized"
+    message = "A valid API key is required (header X-API-Key)"
+
+
+class ForbiddenError(AppError):
+    status_code = 403
+    code = "forbidden"
+    message = "This API key's role may not call this endpoint"
+
+
+class RateLimitedError(AppError):
+    status_code = 429
+    code = "rate_limited"
+    message = "Too many requests for this API key"
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "service_unavailable",
+}
+
+
+def error_body(code: str, message: str, details: Sequence[Mapping[str, Any]] = ()) -> bytes:
+    """The one error shape, serialised."""
+    return orjson.dumps(
+        {"error": {"code": code, "message": message, "details": list(details)}},
+        default=str,
+    )
+
+
+def error_response(
+    status_code: int,
+    code: str,
+    message: str,
+    details: Sequence[Mapping[str, Any]] = (),
+    headers: Mapping[str, str] | None = None,
+    request: Request | None = None,
+) -> Response:
+    """Render an error; the request id header is added here too (500s bypass the middleware)."""
+    all_headers = dict(headers or {})
+    request_id = _request_id(request)
+    if request_id:
+        all_headers.setdefault(REQUEST_ID_HEADER, request_id)
+    return Response(
+        error_body(code, message, details),
+        status_code=status_code,
+        media_type=JSON_MEDIA_TYPE,
+        headers=all_headers,
+    )
+
+
+def _request_id(request: Request | None) -> str | None:
+    if request is not None:
+        rid = request.scope.get("state", {}).get("request_id")
+        if rid:
+            return str(rid)
+    return current_request_id()
+
+
+async def app_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AppError)
+    if exc.status_code >= 500:
+        logger.warning("request failed: %s", exc.code, extra={"error_code": exc.code})
+    return error_response(exc.status_code, exc.code, exc.message, exc.details, exc.headers, request)
+
+
+async def validation_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError | ValidationError)
+    content_type = request.headers.get("content-type")
+    details = validation_details(exc.errors(), content_type=content_type)
+    fields = ", ".join(dict.fromkeys(str(d["field"]) for d in details))
+    message = f"Invalid request: {fields}" if fields else "Invalid request"
+    return error_response(422, "validation_error", message, details, request=request)
+
+
+async def http_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    if exc.status_code == 404:
+        message = f"No route {request.url.path}"
+    elif exc.status_code == 405:
+        message = f"Method {request.method} not allowed on {request.url.path}"
+    else:
+        message = str(exc.detail)
+    return error_response(exc.status_code, code, message, (), exc.headers, request)
+
+
+async def unhandled_error_handler(request: Request, exc: Exception) -> Response:
+    # The traceback goes to the log only; the client gets a generic message and the request id.
+    logger.error("unhandled error", exc_info=exc, extra={"error_code": "internal_error"})
+    return error_response(
+        500,
+        "internal_error",
+        "Internal server error; quote the X-Request-ID header when reporting it",
+        request=request,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handler set on an app."""
+    app.add_exception_handler(AppError, app_error_handler)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(ValidationError, validation_error_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)
+    app.add_exception_handler(Exception, unhandled_error_handler)

@@ -1,0 +1,102 @@
+"""Logging set-up: JSON lines on stderr, a request-id context variable and a redaction filter.
+
+Patient data never belongs in a log; the redaction filter is a safety net, not the plan.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import re
+import sys
+import time
+from typing import Any
+
+import orjson
+
+from train_pipeline.contract import ED_COHORT
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+
+# Attributes every LogRecord has; anything else was passed through ``extra=``.
+_STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+_SENSITIVE_NAMES = frozenset(
+    name.lower() for feat in ED_COHORT.features for name in (feat.name, *feat.all_aliases)
+) | {"x-api-key", "api_key", "inputs", "record", "records", "body", "password"}
+_SENSITIVE_PATTERN = re.compile(
+    r"(?i)\b("
+    + "|".join(sorted(map(re.escape, _SENSITIVE_NAMES), key=len, reverse=True))
+    + r")\b(['\"]?\s*[:=]\s*)(\"[^\"]*\"|'[^']*'|\[[^\]]*\]|[^,;}\s]+)"
+)
+REDACTED = "[redacted]"
+
+
+def current_request_id() -> str | None:
+    """The id of the request being served by this task, if any."""
+    return _request_id.get()
+
+
+def set_request_id(request_id: str | None) -> contextvars.Token[str | None]:
+    return _request_id.set(request_id)
+
+
+def reset_request_id(token: contextvars.Token[str | None]) -> None:
+    _request_id.reset(token)
+
+
+class RedactionFilter(logging.Filter):
+    """Masks patient-looking values: ``extra`` keys named like a contract field, and
+    ``name=value`` / ``"name": value`` pairs in the message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key in list(record.__dict__):
+            if key not in _STANDARD_ATTRS and key.lower() in _SENSITIVE_NAMES:
+                record.__dict__[key] = REDACTED
+        message = record.getMessage()
+        redacted = _SENSITIVE_PATTERN.sub(lambda m: m.group(1) + m.group(2) + REDACTED, message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, request id, extras."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        request_id = getattr(record, "request_id", None) or current_request_id()
+        if request_id:
+            out["request_id"] = request_id
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD_ATTRS and key not in out:
+                out[key] = value
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(out, default=str).decode()
+
+
+def configure_logging(level: str | int = "INFO") -> None:
+    """Route the root logger (and uvicorn's) to JSON lines on stderr, once per process."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(RedactionFilter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        if getattr(old, "_healthpredict", False):
+            root.removeHandler(old)
+    handler._healthpredict = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level if isinstance(level, int) else level.upper())
+    for name in ("uvicorn", "uvicorn.error", "gunicorn.error"):
+        lg = logging.getLogger(name)
+        lg.handlers.clear()
+        lg.propagate = True
+    # Our middleware writes the access log (with request id and latency); silence uvicorn's.
+    logging.getLogger("uvicorn.access").disabled = True

@@ -1,0 +1,1 @@
+"""Pydantic request/response bodies; patient fields are generated from the contract."""

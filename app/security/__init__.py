@@ -1,0 +1,1 @@
+"""API keys with roles (DESIGN §7) and per-key rate limiting."""
