@@ -1,0 +1,1 @@
+"""Observability: Prometheus metrics (multiprocess-safe), HTTP middleware, Evidently drift."""
