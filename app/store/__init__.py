@@ -1,0 +1,1 @@
+"""The audit/feedback store: engine and migrations (`db`), ORM tables, repository queries."""

@@ -1,0 +1,115 @@
+"""Engine and session factories for the audit/feedback store, and Alembic run programmatically.
+
+SQLite (the embedded default) and PostgreSQL (``postgresql+psycopg://``) are both supported.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+logger = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+ALEMBIC_INI = PROJECT_ROOT / "alembic.ini"
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+SQLITE_BUSY_TIMEOUT_S = 30.0
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    """WAL, foreign keys, busy timeout, and ``BEGIN IMMEDIATE`` transactions.
+
+    pysqlite's own transaction handling breaks SAVEPOINT and lets a read transaction fail with
+    SQLITE_BUSY (without waiting) when it later tries to write; taking the write lock at BEGIN
+    makes concurrent writers queue on the busy timeout instead (the SQLAlchemy pysqlite recipe,
+    and what Rails does by default).
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        if not _is_memory(engine):
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _is_memory(engine: Engine) -> bool:
+    database = engine.url.database
+    return not database or database == ":memory:" or database.startswith("file::memory:")
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """Build an engine for ``url`` (SQLite file/memory or PostgreSQL via psycopg 3).
+
+    Args:
+        url: SQLAlchemy URL; a SQLite file's parent directory is created when missing.
+        **kwargs: passed to `sqlalchemy.create_engine` (e.g. ``pool_size``).
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        options: dict[str, Any] = {"pool_pre_ping": False}
+        options.update(kwargs)
+        connect_args = dict(options.pop("connect_args", {}))
+        connect_args.setdefault("check_same_thread", False)
+        connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_S)
+        database = parsed.database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        else:
+            # One shared connection, or every session would see its own empty memory database.
+            from sqlalchemy.pool import StaticPool
+
+            options.setdefault("poolclass", StaticPool)
+        if options.get("poolclass") is None:
+            # Enough connections for the threadpool that runs sync route handlers.
+            options.setdefault("pool_size", 10)
+            options.setdefault("max_overflow", 30)
+        engine = create_engine(parsed, connect_args=connect_args, **options)
+        _configure_sqlite(engine)
+        return engine
+    options = {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
+    options.update(kwargs)
+    return create_engine(parsed, **options)
+
+
+def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    """Session factory; objects stay readable after commit (``expire_on_commit=False``)."""
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def alembic_config(url: str) -> Config:
+    """An Alembic config on the project's ``alembic.ini`` that migrates ``url``.
+
+    The URL travels in ``config.attributes`` rather than the ini, so it is never written to
+    disk and ``%`` in passwords needs no escaping.
+    """
+    cfg = Config(str(ALEMBIC_INI)) if ALEMBIC_INI.exists() else Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["database_url"] = url
+    return cfg
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Migrate the database at ``url`` up to ``revision`` (``alembic upgrade head``)."""
+    logger.info("migrating store up", extra={"revision": revision})
+    command.upgrade(alembic_config(url), revision)
+
+
+def downgrade(url: str, revision: str = "base") -> None:
+    """Migrate the database at ``url`` down to ``revision`` (``base`` drops every table)."""
+    logger.info("migrating store down", extra={"revision": revision})
+    command.downgrade(alembic_config(url), revision)
