@@ -1,0 +1,1 @@
+"""Pipeline builders (diagnosis, treatment, baselines), coherence rules and the fast path."""
