@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1, description="Worker processes (gunicorn + uvicorn workers "
                          "when > 1).")
     log_level: str = Field("INFO", description="Root log level (JSON lines on stderr).")
+    access_log: bool = Field(True, description="One JSON access-log line per request (request "
+                             "id, route, status, latency, model version).")
     data_dir: Path = Field(PROJECT_ROOT / "data", description="Generated data, SQLite files.")
 
     # --- models --------------------------------------------------------------------------
@@ -61,13 +63,17 @@ class Settings(BaseSettings):
                                         "waits for others to share one model call (0 = off).")
     microbatch_max_size: int = Field(64, ge=1, description="Most requests in one model call.")
     audit_queue_size: int = Field(10000, ge=1, description="Write-behind audit queue bound.")
-    audit_flush_interval_s: float = Field(0.2, gt=0, description="Audit queue flush period.")
+    audit_flush_interval_s: float = Field(0.2, gt=0, description="First delay before retrying "
+                                          "a failed audit write (the queue is otherwise "
+                                          "flushed as soon as rows arrive, in batches).")
 
     # --- storage -------------------------------------------------------------------------
     database_url: str = Field(
         f"sqlite:///{PROJECT_ROOT / 'data' / 'healthpredict.db'}",
         description="SQLAlchemy URL of the audit/feedback store (PostgreSQL in production).",
     )
+    auto_migrate: bool = Field(True, description="Apply the store's Alembic migrations at "
+                               "startup (turn off when a deploy step runs `make migrate`).")
 
     # --- security ------------------------------------------------------------------------
     auth_enabled: bool = Field(True, description="Require `X-API-Key` on API routes.")
