@@ -11,6 +11,13 @@ from pydantic import BaseModel, Field
 MAX_VALUE_CHARS = 80
 
 
+class DuplicateField(tuple[str, ...]):
+    """Placeholder for a field given under two names (``heart_rate`` and ``heartRate``).
+
+    It never validates, so the error lands on the canonical field, naming both spellings.
+    """
+
+
 class ErrorDetail(BaseModel):
     """What was wrong with one field."""
 
@@ -106,7 +113,10 @@ def _reason(err: Mapping[str, Any]) -> str:
     if kind in simple:
         return simple[kind]
     if kind == "literal_error":
-        return f"must be one of {ctx.get('expected', '')}"
+        expected = str(ctx.get("expected", ""))
+        if len(expected) > 60:
+            return "must be one of the codes listed by GET /models/signature"
+        return f"must be one of {expected}"
     if kind == "too_long":
         return f"must have at most {ctx.get('max_length')} items"
     if kind == "too_short":
@@ -126,7 +136,10 @@ def validation_details(
         loc = tuple(err.get("loc", ()))
         field = field_path(loc)
         value = err.get("input")
-        if field == "body" and isinstance(value, bytes | bytearray):
+        if isinstance(value, DuplicateField):
+            reason = "given more than once (as " + " and ".join(map(repr, value)) + ")"
+            value = None
+        elif field == "body" and isinstance(value, bytes | bytearray):
             reason = "body must be JSON sent with Content-Type: application/json"
             if content_type:
                 reason += f" (got {content_type})"

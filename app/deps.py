@@ -1,0 +1,119 @@
+"""Dependencies handing out what the lifespan built (`app.state`), and the auth dependency.
+
+Trivial dependencies are ``async def`` on purpose: a sync dependency costs a thread-pool hop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader
+from sqlalchemy.orm import Session
+
+from app.audit import AuditWriter
+from app.errors import AuthError, ForbiddenError, ModelNotReadyError, RateLimitedError
+from app.security.api_keys import Principal, Role
+from app.serving.bundle import ModelBundle
+from app.settings import Settings
+
+if TYPE_CHECKING:
+    from app.serving.loader import ModelManager
+
+API_KEY_HEADER = "X-API-Key"
+ANONYMOUS = Principal(key_id="anonymous", role="admin")  # who calls when auth is disabled
+
+api_key_scheme = APIKeyHeader(
+    name=API_KEY_HEADER,
+    auto_error=False,
+    description="API key; role `clinician` (predict, feedback) or `admin` (also reload, retrain).",
+)
+
+
+async def get_app_settings(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+async def get_models(request: Request) -> ModelManager:
+    return request.app.state.models  # type: ignore[no-any-return]
+
+
+async def get_bundle(request: Request) -> ModelBundle:
+    """The bundle being served; 503 (with the loader's reason) while degraded."""
+    bundle = request.app.state.models.bundle
+    if bundle is None:
+        reason = request.app.state.models.status().get("reason")
+        raise ModelNotReadyError(
+            f"No model is loaded yet ({reason}); retrying in the background" if reason else None
+        )
+    return bundle  # type: ignore[no-any-return]
+
+
+async def get_audit(request: Request) -> AuditWriter:
+    return request.app.state.audit  # type: ignore[no-any-return]
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """A SQLAlchemy session for the request, closed afterwards (commit is the caller's)."""
+    with request.app.state.sessionmaker() as session:
+        yield session
+
+
+async def authenticate(
+    request: Request, api_key: Annotated[str | None, Security(api_key_scheme)]
+) -> Principal:
+    """The caller, from ``X-API-Key``: 401 if absent/unknown, 429 past the key's rate limit.
+
+    Cached per request by FastAPI, so the rate limit takes one token even when several
+    role checks apply to the same route.
+    """
+    state = request.app.state
+    if not state.settings.auth_enabled:
+        return ANONYMOUS
+    principal: Principal | None = state.api_keys.authenticate(api_key)
+    if principal is None:
+        message = None if api_key else "Missing API key (header X-API-Key)"
+        raise AuthError(message, headers={"WWW-Authenticate": "ApiKey"})
+    retry_after = state.rate_limiter.acquire(principal.key_id)
+    if retry_after is not None:
+        raise RateLimitedError(
+            f"Rate limit of {state.settings.rate_limit_per_minute}/min exceeded; "
+            f"retry in {retry_after:g} s",
+            headers={"Retry-After": str(int(retry_after))},
+        )
+    request.scope.setdefault("state", {})["key_id"] = principal.key_id
+    return principal
+
+
+def require_role(role: Role) -> Callable[..., Awaitable[Principal]]:
+    """Dependency: an authenticated caller whose role is at least ``role`` (403 otherwise)."""
+
+    async def _require(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+        if not principal.may(role):
+            raise ForbiddenError(f"This endpoint needs the '{role}' role")
+        return principal
+
+    _require.__name__ = f"require_{role}"
+    return _require
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+ModelsDep = Annotated[Any, Depends(get_models)]  # app.serving.loader.ModelManager
+BundleDep = Annotated[ModelBundle, Depends(get_bundle)]
+AuditDep = Annotated[AuditWriter, Depends(get_audit)]
+SessionDep = Annotated[Session, Depends(get_session)]
+PrincipalDep = Annotated[Principal, Depends(authenticate)]
+AdminDep = Annotated[Principal, Depends(require_role("admin"))]
+
+__all__ = [
+    "AdminDep",
+    "AuditDep",
+    "BundleDep",
+    "ModelsDep",
+    "PrincipalDep",
+    "SessionDep",
+    "SettingsDep",
+    "authenticate",
+    "require_role",
+]
