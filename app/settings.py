@@ -99,6 +99,13 @@ class Settings(BaseSettings):
                                           "the API runs retrain jobs in its own worker.")
     training_data_path: Path = Field(PROJECT_ROOT / "data" / "clinical_cohort.csv",
                                      description="Original training data used by retraining.")
+    retrain_job_timeout_s: float = Field(7200.0, gt=0, description="A queued/running retrain "
+                                         "job older than this is deemed dead (its worker "
+                                         "crashed) and no longer blocks a new one.")
+    retrain_notify_url: str | None = Field(None, description="Celery/CLI retrains POST here "
+                                           "after a promotion (e.g. `http://api:8000/models/"
+                                           "reload`, with the first admin key of "
+                                           "`HP_API_KEYS`) so the API swaps at once.")
 
     # --- monitoring ----------------------------------------------------------------------
     drift_window_size: int = Field(500, ge=10, description="Recent live inputs compared with "
