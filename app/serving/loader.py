@@ -1,0 +1,290 @@
+"""ModelManager: MLflow (one deadline for the whole attempt) -> BentoML -> degraded + retries.
+
+The served `ModelBundle` (and its `Predictor`) is replaced by one reference assignment, so a
+request that already holds the old predictor finishes on it while new requests get the new one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from app.errors import ModelLoadError, ModelNotReadyError
+from app.monitoring import metrics
+from app.serving.bundle import ModelBundle, check_compatible
+from app.serving.predictor import Prediction, Predictor, Record
+from app.serving.sources import LoadedPair, limit_mlflow_http, load_bentoml, load_mlflow
+from app.settings import Settings
+from train_pipeline.contract import ED_COHORT
+from train_pipeline.models.fast import FastPipeline
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+async def run_in_daemon_thread(fn: Callable[[], T]) -> T:
+    """Run blocking `fn` in a daemon thread; an abandoned one never blocks interpreter exit.
+
+    (`asyncio.to_thread` uses the default executor, which `asyncio.run` joins at shutdown: a
+    thread stuck on a black-hole server would hold the process for MLflow's HTTP timeout.)
+    """
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[T] = loop.create_future()
+
+    def settle(ok: bool, value: Any) -> None:
+        if not fut.done():
+            fut.set_result(value) if ok else fut.set_exception(value)
+
+    def work() -> None:
+        value: Any
+        try:
+            ok, value = True, fn()
+        except BaseException as exc:  # handed to the awaiting coroutine
+            ok, value = False, exc
+        with contextlib.suppress(RuntimeError):  # loop closed: nobody is waiting any more
+            loop.call_soon_threadsafe(settle, ok, value)
+
+    threading.Thread(target=work, name="hp-model-load", daemon=True).start()
+    return await fut
+
+
+def warmup_record() -> dict[str, Any]:
+    """A valid mid-range record built from the contract (warms both fast paths at load)."""
+    rec: dict[str, Any] = {}
+    for f in ED_COHORT.features:
+        if f.kind in ("numeric", "integer") and f.minimum is not None and f.maximum is not None:
+            rec[f.name] = (f.minimum + f.maximum) / 2 if f.kind == "numeric" else int(f.maximum)
+        elif f.kind == "categorical":
+            rec[f.name] = f.categories[0] if f.categories else None
+        elif f.kind == "multilabel":
+            rec[f.name] = list(f.categories[:1])
+        else:
+            rec[f.name] = f.default
+    return rec
+
+
+class ModelManager:
+    """Loads, serves, retries and hot-swaps the model bundle.
+
+    Args:
+        settings: tracking URI, BentoML home, names, alias, timeout, retry period, top-k and
+            micro-batching settings are read from here.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._bundle: ModelBundle | None = None
+        self._predictor: Predictor | None = None
+        self._state = "starting"
+        self._last_error: str | None = None
+        self._failures: dict[str, str] = {}
+        self._attempts = 0
+        self._retry_task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        limit_mlflow_http(settings.mlflow_timeout_s)
+
+    # --- state -----------------------------------------------------------------------------
+    @property
+    def bundle(self) -> ModelBundle | None:
+        return self._bundle
+
+    @property
+    def predictor(self) -> Predictor | None:
+        return self._predictor
+
+    @property
+    def ready(self) -> bool:
+        return self._predictor is not None
+
+    def status(self) -> dict[str, Any]:
+        """State, source, versions, run, load time and the last failure (for /health, /models)."""
+        b = self._bundle
+        return {
+            "state": self._state,
+            "ready": self.ready,
+            "source": b.source if b else None,
+            "diagnosis_version": b.diagnosis_version if b else None,
+            "treatment_version": b.treatment_version if b else None,
+            "run_id": b.run_id if b else None,
+            "loaded_at": b.loaded_at.isoformat() if b else None,
+            "load_seconds": round(b.load_seconds, 3) if b else None,
+            "attempts": self._attempts,
+            "reason": self._last_error,
+            "source_errors": dict(self._failures),
+        }
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        """First load; on failure go degraded and keep retrying in the background."""
+        try:
+            await self._load_and_swap()
+        except ModelLoadError:
+            self._state = "degraded"
+            logger.error(
+                "no model source usable; serving degraded, retrying in background",
+                extra={
+                    "retry_interval_s": self.settings.model_retry_interval_s,
+                    "source_errors": dict(self._failures),
+                },
+            )
+            self._retry_task = asyncio.create_task(self._retry_forever(), name="hp-model-retry")
+
+    async def reload(self) -> ModelBundle:
+        """Load the current champion fully, then swap; on failure keep the old bundle and raise."""
+        bundle = await self._load_and_swap()
+        if self._retry_task is not None:
+            self._retry_task.cancel()
+            self._retry_task = None
+        return bundle
+
+    async def stop(self) -> None:
+        if self._retry_task is not None:
+            self._retry_task.cancel()
+            await asyncio.gather(self._retry_task, return_exceptions=True)
+            self._retry_task = None
+
+    async def _retry_forever(self) -> None:
+        while self._predictor is None:
+            await asyncio.sleep(self.settings.model_retry_interval_s)
+            try:
+                await self._load_and_swap()
+            except ModelLoadError:
+                logger.info("background model retry failed", extra={"attempts": self._attempts})
+        self._retry_task = None
+
+    # --- predicting --------------------------------------------------------------------------
+    def predict_many(self, records: Sequence[Record]) -> list[Prediction]:
+        """Score records with the current predictor (blocking; big lists belong in a thread)."""
+        predictor = self._predictor
+        if predictor is None:
+            raise ModelNotReadyError(self._last_error or "model not loaded yet")
+        return predictor.predict_many(records)
+
+    # --- loading -----------------------------------------------------------------------------
+    async def _load_and_swap(self) -> ModelBundle:
+        async with self._lock:
+            self._attempts += 1
+            bundle, predictor = await self._load_any()
+            self._bundle, self._predictor = bundle, predictor  # the atomic swap
+            self._state, self._last_error = "ready", None
+            for name, version in (
+                (self.settings.diagnosis_model_name, bundle.diagnosis_version),
+                (self.settings.treatment_model_name, bundle.treatment_version),
+            ):
+                metrics.set_model_info(name, version, bundle.source)
+            return bundle
+
+    async def _load_any(self) -> tuple[ModelBundle, Predictor]:
+        s = self.settings
+        self._failures = {}
+        t0 = time.perf_counter()
+        try:
+            result = await asyncio.wait_for(
+                run_in_daemon_thread(
+                    self._build(
+                        "mlflow",
+                        lambda: load_mlflow(
+                            s.mlflow_tracking_uri,
+                            s.diagnosis_model_name,
+                            s.treatment_model_name,
+                            s.model_alias,
+                        ),
+                    )
+                ),
+                timeout=s.mlflow_timeout_s,
+            )
+            self._won(result[0], "mlflow champion loaded")
+            return result
+        except TimeoutError:
+            self._failed(
+                "mlflow",
+                f"timed out after {s.mlflow_timeout_s:g} s "
+                f"({time.perf_counter() - t0:.1f} s elapsed)",
+                "mlflow_timeout",
+            )
+        except Exception as exc:
+            self._failed("mlflow", _reason(exc), "mlflow_error")
+        try:
+            result = await run_in_daemon_thread(
+                self._build(
+                    "bentoml",
+                    lambda: load_bentoml(
+                        s.bentoml_home, s.diagnosis_model_name, s.treatment_model_name
+                    ),
+                )
+            )
+            self._won(result[0], "fell back to the BentoML store")
+            return result
+        except Exception as exc:
+            self._failed("bentoml", _reason(exc), "bentoml_error")
+        self._last_error = "; ".join(f"{k}: {v}" for k, v in self._failures.items())
+        raise ModelLoadError(f"no usable model: {self._last_error}")
+
+    def _build(
+        self, source: str, load: Callable[[], LoadedPair]
+    ) -> Callable[[], tuple[ModelBundle, Predictor]]:
+        """Blocking: load, check compatibility, wrap in fast paths, warm up."""
+
+        def run() -> tuple[ModelBundle, Predictor]:
+            t0 = time.perf_counter()
+            pair = load()
+            check_compatible(
+                pair.meta,
+                pair.diagnosis_pipeline,
+                pair.treatment_pipeline,
+                diagnosis_run_id=pair.diagnosis_run_id or None,
+                treatment_run_id=pair.treatment_run_id or None,
+            )
+            bundle = ModelBundle(
+                diagnosis=FastPipeline.from_pipeline(pair.diagnosis_pipeline),
+                treatment=FastPipeline.from_pipeline(pair.treatment_pipeline),
+                diagnosis_pipeline=pair.diagnosis_pipeline,
+                treatment_pipeline=pair.treatment_pipeline,
+                meta=pair.meta,
+                source="mlflow" if source == "mlflow" else "bentoml",
+                diagnosis_version=pair.diagnosis_version,
+                treatment_version=pair.treatment_version,
+                run_id=pair.diagnosis_run_id or pair.meta.run_id,
+                loaded_at=datetime.now(UTC),
+                load_seconds=0.0,
+            )
+            Predictor(bundle, 1).predict_many([warmup_record()])  # pays CatBoost's lazy init
+            bundle = replace(bundle, load_seconds=time.perf_counter() - t0)
+            return bundle, Predictor(bundle, self.settings.top_k)
+
+        return run
+
+    def _won(self, bundle: ModelBundle, why: str) -> None:
+        metrics.observe_model_load(bundle.source, bundle.load_seconds)
+        logger.info(
+            "model source selected: %s",
+            bundle.source,
+            extra={
+                "source": bundle.source,
+                "reason": why,
+                "run_id": bundle.run_id,
+                "diagnosis_version": bundle.diagnosis_version,
+                "treatment_version": bundle.treatment_version,
+                "load_seconds": round(bundle.load_seconds, 3),
+                "source_errors": dict(self._failures),
+            },
+        )
+
+    def _failed(self, source: str, reason: str, metric_reason: str) -> None:
+        self._failures[source] = reason
+        metrics.count_fallback(metric_reason)
+        logger.warning(
+            "model source %s failed: %s", source, reason, extra={"source": source, "reason": reason}
+        )
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__

@@ -1,0 +1,219 @@
+"""Canonical patient records -> predictions: diagnosis, coherent treatment, quality, rules.
+
+One fast-path call per model for the whole list (no DataFrame): records are turned into NumPy
+columns, the diagnosis model scores every record that is not `insufficient`, the treatment
+model scores them on their *predicted* diagnosis, and `coherent_choice` keeps the treatment
+inside the diagnosis' allowed set.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from app.monitoring import metrics
+from app.serving.bundle import ModelBundle
+from app.serving.quality import QualityAssessment, assess
+from app.serving.rules import ClinicalWarning, evaluate
+from train_pipeline.contract import ED_COHORT, Feature, TaskContract
+from train_pipeline.models.coherence import coherent_choice
+from train_pipeline.models.treatment import DIAGNOSIS_COLUMN
+
+Record = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ClassScore:
+    """A class code, its human label and its probability."""
+
+    code: str
+    label: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class DiagnosisResult:
+    """The predicted diagnosis and the `top_k` most probable ones (itself first)."""
+
+    code: str
+    label: str
+    probability: float
+    top_k: list[ClassScore]
+
+
+@dataclass(frozen=True)
+class News2:
+    score: int | None
+    band: str | None
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Everything the API returns for one patient except ``prediction_id`` and explanation."""
+
+    diagnosis: DiagnosisResult | None
+    treatment: ClassScore | None
+    quality: str
+    missing_features: list[str]
+    imputed_features: list[str]
+    news2: News2
+    warnings: list[ClinicalWarning]
+    model: dict[str, str]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The DESIGN §4 response body (without ``prediction_id`` / ``explanation``)."""
+        d = self.diagnosis
+        t = self.treatment
+        return {
+            "diagnosis": None
+            if d is None
+            else {
+                "code": d.code,
+                "label": d.label,
+                "probability": d.probability,
+                "top_k": [
+                    {"code": c.code, "label": c.label, "probability": c.probability}
+                    for c in d.top_k
+                ],
+            },
+            "treatment": None
+            if t is None
+            else {"code": t.code, "label": t.label, "probability": t.probability},
+            "prediction_quality": self.quality,
+            "missing_features": self.missing_features,
+            "imputed_features": self.imputed_features,
+            "news2": {"score": self.news2.score, "band": self.news2.band},
+            "warnings": [
+                {"code": w.code, "severity": w.severity, "message": w.message}
+                for w in self.warnings
+            ],
+            "model": dict(self.model),
+        }
+
+
+def build_columns(records: Sequence[Record], features: Sequence[Feature]) -> dict[str, Any]:
+    """Canonical records -> raw columns the fast path takes (absent numeric -> NaN)."""
+    cols: dict[str, Any] = {}
+    for f in features:
+        name = f.name
+        if f.kind in ("numeric", "integer"):
+            cols[name] = np.array([r.get(name) for r in records], dtype=float)
+        elif f.kind == "boolean":
+            default = bool(f.default)
+            cols[name] = np.array(
+                [default if (v := r.get(name)) is None else bool(v) for r in records], dtype=float
+            )
+        elif f.kind == "multilabel":
+            cols[name] = [r.get(name) or () for r in records]
+        else:
+            cols[name] = [r.get(name) for r in records]
+    return cols
+
+
+class Predictor:
+    """Scores canonical records with one `ModelBundle` (immutable; build a new one per bundle).
+
+    Args:
+        bundle: the loaded pipelines and their metadata.
+        top_k: how many diagnoses `DiagnosisResult.top_k` lists.
+        task: the contract (labels of the classes).
+    """
+
+    def __init__(self, bundle: ModelBundle, top_k: int = 3, task: TaskContract = ED_COHORT):
+        self.bundle = bundle
+        self.top_k = max(1, top_k)
+        self._features = tuple(bundle.diagnosis.features.features)
+        self._diag_classes = [str(c) for c in bundle.diagnosis.classes]
+        self._treat_classes = [str(c) for c in bundle.treatment.classes]
+        self._diag_labels = [task.diagnosis.label(c) for c in self._diag_classes]
+        treatment = task.treatment
+        self._treat_labels = {
+            c: (treatment.label(c) if treatment else c) for c in self._treat_classes
+        }
+        self._allowed = bundle.meta.allowed_pairs
+        self._model_info = bundle.info()
+
+    def predict_many(self, records: Sequence[Record]) -> list[Prediction]:
+        """Predict every record; `insufficient` ones get no model call and None outputs."""
+        t0 = time.perf_counter()
+        qualities = [assess(r) for r in records]
+        scored = [i for i, q in enumerate(qualities) if q.quality != "insufficient"]
+        t1 = time.perf_counter()
+        diagnoses: dict[int, DiagnosisResult] = {}
+        treatments: dict[int, ClassScore] = {}
+        if scored:
+            diagnoses, treatments = self._score([records[i] for i in scored], scored)
+        t2 = time.perf_counter()
+        out = [
+            self._assemble(r, q, diagnoses.get(i), treatments.get(i))
+            for i, (r, q) in enumerate(zip(records, qualities, strict=True))
+        ]
+        t3 = time.perf_counter()
+        metrics.observe_stage("rules", (t1 - t0) + (t3 - t2))
+        version = self.bundle.diagnosis_version
+        for p in out:
+            metrics.observe_prediction(
+                p.diagnosis.code if p.diagnosis else None,
+                p.treatment.code if p.treatment else None,
+                p.quality,
+                version,
+            )
+        return out
+
+    def _score(
+        self, records: list[Record], index: list[int]
+    ) -> tuple[dict[int, DiagnosisResult], dict[int, ClassScore]]:
+        t0 = time.perf_counter()
+        cols = build_columns(records, self._features)
+        X = self.bundle.diagnosis.transform_matrix(cols)
+        t1 = time.perf_counter()
+        proba = self.bundle.diagnosis.predict_proba_matrix(X)
+        k = min(self.top_k, proba.shape[1])
+        order = np.argsort(-proba, axis=1, kind="stable")[:, :k]
+        diag_codes = [self._diag_classes[j] for j in order[:, 0]]
+        t2 = time.perf_counter()
+        cols[DIAGNOSIS_COLUMN] = diag_codes
+        treat_raw = self.bundle.treatment.predict_proba(cols)
+        treat_codes, treat_proba = coherent_choice(
+            diag_codes, treat_raw, self._treat_classes, self._allowed
+        )
+        t3 = time.perf_counter()
+        metrics.observe_stage("features", t1 - t0)
+        metrics.observe_stage("diagnosis", t2 - t1)
+        metrics.observe_stage("treatment", t3 - t2)
+
+        labels, dclasses = self._diag_labels, self._diag_classes
+        tcol = {c: j for j, c in enumerate(self._treat_classes)}
+        diagnoses: dict[int, DiagnosisResult] = {}
+        treatments: dict[int, ClassScore] = {}
+        for row, i in enumerate(index):
+            top = [ClassScore(dclasses[j], labels[j], float(proba[row, j])) for j in order[row]]
+            diagnoses[i] = DiagnosisResult(top[0].code, top[0].label, top[0].probability, top)
+            code = treat_codes[row]
+            treatments[i] = ClassScore(
+                code, self._treat_labels[code], float(treat_proba[row, tcol[code]])
+            )
+        return diagnoses, treatments
+
+    def _assemble(
+        self,
+        record: Record,
+        quality: QualityAssessment,
+        diagnosis: DiagnosisResult | None,
+        treatment: ClassScore | None,
+    ) -> Prediction:
+        rules = evaluate(record, quality)
+        return Prediction(
+            diagnosis=diagnosis,
+            treatment=treatment,
+            quality=quality.quality,
+            missing_features=quality.missing,
+            imputed_features=quality.imputed,
+            news2=News2(rules.news2_score, rules.news2_band),
+            warnings=rules.warnings,
+            model=self._model_info,
+        )

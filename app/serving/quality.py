@@ -1,0 +1,84 @@
+"""Prediction quality from which contract fields a record lacks (DESIGN §4 tiers).
+
+high: every critical and important field present; medium: critical present, important missing;
+low: one or two critical missing; insufficient: three or more critical missing (no prediction).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from train_pipeline.contract import ED_COHORT, TaskContract
+
+Quality = Literal["high", "medium", "low", "insufficient"]
+
+INSUFFICIENT_CRITICAL_MISSING = 3
+"""Missing critical fields from which the service abstains (DESIGN §4)."""
+
+
+@dataclass(frozen=True)
+class QualityAssessment:
+    """How far a record can be trusted, and which fields were absent.
+
+    Attributes:
+        quality: the DESIGN §4 tier.
+        missing: absent critical, important and optional numeric (lab) fields, contract order.
+        imputed: fields the pipeline will impute (absent numeric fields); empty when the
+            quality is insufficient, because no model runs.
+        missing_critical: the absent critical fields (the reason for low / insufficient).
+    """
+
+    quality: Quality
+    missing: list[str]
+    imputed: list[str]
+    missing_critical: list[str]
+
+
+@dataclass(frozen=True)
+class _TierNames:
+    critical: tuple[str, ...]
+    important: tuple[str, ...]
+    reported: tuple[str, ...]  # critical + important + optional numeric, contract order
+    numeric: frozenset[str]
+
+
+def _tier_names(task: TaskContract) -> _TierNames:
+    numeric = frozenset(task.names_of("numeric", "integer"))
+    reported = tuple(
+        f.name
+        for f in task.features
+        if f.tier in ("critical", "important") or (f.tier == "optional" and f.name in numeric)
+    )
+    return _TierNames(
+        critical=task.names_in_tier("critical"),
+        important=task.names_in_tier("important"),
+        reported=reported,
+        numeric=numeric,
+    )
+
+
+_ED = _tier_names(ED_COHORT)
+
+
+def _absent(record: Mapping[str, Any], name: str) -> bool:
+    return record.get(name) is None
+
+
+def assess(record: Mapping[str, Any], task: TaskContract = ED_COHORT) -> QualityAssessment:
+    """Grade one canonical record (absent key and ``None`` both count as missing)."""
+    names = _ED if task is ED_COHORT else _tier_names(task)
+    missing_critical = [n for n in names.critical if _absent(record, n)]
+    missing = [n for n in names.reported if _absent(record, n)]
+    quality: Quality
+    if len(missing_critical) >= INSUFFICIENT_CRITICAL_MISSING:
+        quality = "insufficient"
+    elif missing_critical:
+        quality = "low"
+    elif any(_absent(record, n) for n in names.important):
+        quality = "medium"
+    else:
+        quality = "high"
+    imputed = [] if quality == "insufficient" else [n for n in missing if n in names.numeric]
+    return QualityAssessment(quality, missing, imputed, missing_critical)

@@ -1,0 +1,260 @@
+"""Deterministic clinical rules: NEWS2 (RCP 2017) and threshold warnings, independent of the model.
+
+Thresholds cite their source inline. Messages carry the value and the threshold, never anything
+that identifies the patient.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from app.serving.quality import INSUFFICIENT_CRITICAL_MISSING, QualityAssessment, assess
+from train_pipeline.contract import ED_COHORT
+
+Severity = Literal["low", "medium", "high", "critical"]
+SEVERITY_RANK: dict[str, int] = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+CRITICAL = ED_COHORT.names_in_tier("critical")
+_CRITICAL_NEEDED = len(CRITICAL) - INSUFFICIENT_CRITICAL_MISSING + 1
+
+
+@dataclass(frozen=True)
+class ClinicalWarning:
+    """One rule that fired: machine code, severity, and a human message with the value."""
+
+    code: str
+    severity: Severity
+    message: str
+
+
+Warning = ClinicalWarning  # the name interfaces.md uses (shadows the builtin here only)
+
+
+@dataclass(frozen=True)
+class RulesResult:
+    """NEWS2 aggregate and band (None when a vital sign is missing) and the warnings fired."""
+
+    news2_score: int | None
+    news2_band: str | None
+    warnings: list[ClinicalWarning]
+
+
+# --- NEWS2, Royal College of Physicians 2017, chart 1 (SpO2 scale 1, patient assumed on air) ---
+# Each table: (upper bound inclusive, points), checked in order; the last row catches the rest.
+NEWS2_RESPIRATORY_RATE = ((8, 3), (11, 1), (20, 0), (24, 2), (float("inf"), 3))
+NEWS2_SPO2_SCALE1 = ((91, 3), (93, 2), (95, 1), (float("inf"), 0))
+NEWS2_SYSTOLIC_BP = ((90, 3), (100, 2), (110, 1), (219, 0), (float("inf"), 3))
+NEWS2_PULSE = ((40, 3), (50, 1), (90, 0), (110, 1), (130, 2), (float("inf"), 3))
+NEWS2_TEMPERATURE = ((35.0, 3), (36.0, 1), (38.0, 0), (39.0, 1), (float("inf"), 2))
+NEWS2_AIR_POINTS = 0  # "air" scores 0, supplemental oxygen 2: the record has no oxygen field.
+NEWS2_NEW_CONFUSION_POINTS = 3  # ACVPU: anything but Alert scores 3; here GCS < 15.
+
+# Aggregate bands (RCP 2017 "clinical risk"): 0-4 low, a red score of 3 in any single
+# parameter low-medium, 5-6 medium (urgent response), >= 7 high (emergency response).
+NEWS2_MEDIUM = 5
+NEWS2_HIGH = 7
+
+_NEWS2_VITALS = {
+    "respiratory_rate": NEWS2_RESPIRATORY_RATE,
+    "spo2": NEWS2_SPO2_SCALE1,
+    "systolic_bp": NEWS2_SYSTOLIC_BP,
+    "heart_rate": NEWS2_PULSE,
+    "temperature": NEWS2_TEMPERATURE,
+}
+
+
+def _points(value: float, table: tuple[tuple[float, int], ...]) -> int:
+    for upper, points in table:
+        if value <= upper:
+            return points
+    raise AssertionError("NEWS2 tables end with +inf")  # pragma: no cover
+
+
+def news2(record: Mapping[str, Any]) -> tuple[int | None, str | None, bool]:
+    """NEWS2 aggregate score and band; ``(None, None, False)`` if a vital sign is missing.
+
+    Consciousness comes from the Glasgow scale (GCS < 15 counts as not Alert, 3 points); when
+    GCS is absent the patient is scored as Alert and the third value is True so the caller can
+    say so.
+    """
+    parts: list[int] = []
+    for name, table in _NEWS2_VITALS.items():
+        value = record.get(name)
+        if value is None:
+            return None, None, False
+        parts.append(_points(float(value), table))
+    gcs = record.get("glasgow")
+    parts.append(NEWS2_NEW_CONFUSION_POINTS if gcs is not None and gcs < 15 else 0)
+    parts.append(NEWS2_AIR_POINTS)
+    score = sum(parts)
+    if score >= NEWS2_HIGH:
+        band = "high"
+    elif score >= NEWS2_MEDIUM:
+        band = "medium"
+    elif 3 in parts:
+        band = "low-medium"
+    else:
+        band = "low"
+    return score, band, gcs is None
+
+
+def _g(value: float) -> str:
+    return f"{value:g}"
+
+
+def _vital_warnings(r: Mapping[str, Any]) -> list[ClinicalWarning]:
+    out: list[ClinicalWarning] = []
+    spo2, sbp, hr, temp = (
+        r.get("spo2"),
+        r.get("systolic_bp"),
+        r.get("heart_rate"),
+        r.get("temperature"),
+    )
+    # BTS 2017 oxygen guideline: SpO2 < 90 % on air is significant hypoxaemia.
+    if spo2 is not None and spo2 < 90:
+        sev: Severity = "critical" if spo2 < 85 else "high"
+        out.append(ClinicalWarning("hypoxia", sev, f"SpO2 {_g(spo2)} % < 90 %"))
+    # SBP < 90 mmHg: hypotension (Sepsis-3 / qSOFA uses <= 100 as the softer marker).
+    if sbp is not None and sbp < 90:
+        out.append(ClinicalWarning("hypotension", "high", f"SBP {_g(sbp)} mmHg < 90 mmHg"))
+    # Shock index HR / SBP > 1.0 (Allgöwer): occult shock / haemodynamic instability.
+    if hr is not None and sbp is not None and sbp > 0 and hr / sbp > 1.0:
+        out.append(
+            ClinicalWarning(
+                "shock_index",
+                "high",
+                f"Shock index {hr / sbp:.2f} (HR {_g(hr)} / SBP {_g(sbp)}) > 1.0",
+            )
+        )
+    # HR > 130: NEWS2 red zone (>= 131 scores 3); HR <= 40 likewise.
+    if hr is not None and hr > 130:
+        out.append(ClinicalWarning("tachycardia", "medium", f"Heart rate {_g(hr)} /min > 130 /min"))
+    if hr is not None and hr <= 40:
+        out.append(ClinicalWarning("bradycardia", "high", f"Heart rate {_g(hr)} /min ≤ 40 /min"))
+    # Temperature: NEWS2 scores >= 39.1 °C 2 points; hypothermia is core temperature < 35 °C.
+    if temp is not None and temp > 39.0:
+        sev = "high" if temp >= 40.0 else "medium"
+        out.append(ClinicalWarning("hyperthermia", sev, f"Temperature {_g(temp)} °C > 39 °C"))
+    if temp is not None and temp < 35.0:
+        out.append(ClinicalWarning("hypothermia", "high", f"Temperature {_g(temp)} °C < 35 °C"))
+    return out
+
+
+# hs-cTnT assay assumed (Roche Elecsys, ng/L): 99th percentile upper reference limit 14 ng/L;
+# ESC 2020 NSTE-ACS 0 h/1 h algorithm rules in at >= 52 ng/L on the first sample.
+TROPONIN_URL_99TH = 14.0
+TROPONIN_RULE_IN = 52.0
+
+
+def _lab_warnings(r: Mapping[str, Any]) -> list[ClinicalWarning]:
+    out: list[ClinicalWarning] = []
+    glucose, lactate, trop, gcs = (
+        r.get("glucose"),
+        r.get("lactate"),
+        r.get("troponin"),
+        r.get("glasgow"),
+    )
+    # Glucose > 20 mmol/L: JBDS hyperglycaemic emergencies (check ketones: DKA / HHS).
+    if glucose is not None and glucose > 20:
+        out.append(
+            ClinicalWarning("hyperglycaemia", "high", f"Glucose {_g(glucose)} mmol/L > 20 mmol/L")
+        )
+    # Glucose < 4 mmol/L: hypoglycaemia ("four is the floor", JBDS).
+    if glucose is not None and glucose < 4:
+        out.append(
+            ClinicalWarning("hypoglycaemia", "high", f"Glucose {_g(glucose)} mmol/L < 4 mmol/L")
+        )
+    # Lactate >= 4 mmol/L: Surviving Sepsis Campaign 2021 (tissue hypoperfusion, shock).
+    if lactate is not None and lactate >= 4:
+        out.append(
+            ClinicalWarning("hyperlactataemia", "high", f"Lactate {_g(lactate)} mmol/L ≥ 4 mmol/L")
+        )
+    if trop is not None and trop >= TROPONIN_RULE_IN:
+        out.append(
+            ClinicalWarning(
+                "troponin_elevated",
+                "high",
+                f"Troponin {_g(trop)} ng/L ≥ {_g(TROPONIN_RULE_IN)} ng/L (hs-cTnT rule-in)",
+            )
+        )
+    elif trop is not None and trop > TROPONIN_URL_99TH:
+        out.append(
+            ClinicalWarning(
+                "troponin_elevated",
+                "medium",
+                f"Troponin {_g(trop)} ng/L > {_g(TROPONIN_URL_99TH)} ng/L (hs-cTnT 99th pct)",
+            )
+        )
+    # GCS <= 8: unable to protect the airway ("GCS 8, intubate").
+    if gcs is not None and gcs <= 8:
+        out.append(ClinicalWarning("low_gcs", "critical", f"GCS {_g(gcs)} ≤ 8: airway at risk"))
+    return out
+
+
+def _news2_warnings(
+    score: int | None, band: str | None, gcs_assumed: bool
+) -> list[ClinicalWarning]:
+    if score is None:
+        return []
+    out: list[ClinicalWarning] = []
+    if score >= NEWS2_HIGH:
+        out.append(
+            ClinicalWarning(
+                "news2_high", "critical", f"NEWS2 {score} ≥ {NEWS2_HIGH}: emergency response"
+            )
+        )
+    elif score >= NEWS2_MEDIUM:
+        out.append(
+            ClinicalWarning(
+                "news2_medium", "high", f"NEWS2 {score} ≥ {NEWS2_MEDIUM}: urgent response"
+            )
+        )
+    elif band == "low-medium":
+        out.append(
+            ClinicalWarning(
+                "news2_red_parameter",
+                "medium",
+                f"NEWS2 {score}: one parameter scores 3, urgent review",
+            )
+        )
+    if gcs_assumed:
+        out.append(
+            ClinicalWarning(
+                "news2_consciousness_assumed",
+                "low",
+                "NEWS2 scored the patient as Alert: GCS not given",
+            )
+        )
+    return out
+
+
+def evaluate(record: Mapping[str, Any], quality: QualityAssessment | None = None) -> RulesResult:
+    """Run every rule on one canonical record.
+
+    Args:
+        record: canonical-name dict (absent or None = missing).
+        quality: the record's assessment, if already computed (avoids doing it twice).
+
+    Returns:
+        NEWS2 score and band, and the warnings sorted by severity (most severe first).
+    """
+    quality = quality or assess(record)
+    score, band, gcs_assumed = news2(record)
+    warnings = [
+        *_vital_warnings(record),
+        *_lab_warnings(record),
+        *_news2_warnings(score, band, gcs_assumed),
+    ]
+    if quality.quality == "insufficient":
+        missing = quality.missing_critical
+        warnings.append(
+            ClinicalWarning(
+                "insufficient_data",
+                "high",
+                f"No prediction: {len(missing)} critical fields missing ({', '.join(missing)}); "
+                f"at least {_CRITICAL_NEEDED} of the {len(CRITICAL)} are needed",
+            )
+        )
+    warnings.sort(key=lambda w: -SEVERITY_RANK[w.severity])
+    return RulesResult(score, band, warnings)
