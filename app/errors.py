@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from app.log_config import REQUEST_ID_HEADER, current_request_id
 from app.schemas.errors import validation_details
@@ -23,6 +23,15 @@ from app.schemas.errors import validation_details
 logger = logging.getLogger(__name__)
 
 JSON_MEDIA_TYPE = "application/json"
+
+
+class FastJSONResponse(JSONResponse):
+    """The service's JSON response: orjson, NumPy scalars allowed (FastAPI's ORJSONResponse is
+    deprecated in favour of response-model serialisation, which validates and is slower for the
+    prediction bodies we already build as plain dicts)."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY, default=str)
 
 
 class AppError(Exception):

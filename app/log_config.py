@@ -10,6 +10,7 @@ import logging
 import re
 import sys
 import time
+import uuid
 from typing import Any
 
 import orjson
@@ -100,3 +101,68 @@ def configure_logging(level: str | int = "INFO") -> None:
         lg.propagate = True
     # Our middleware writes the access log (with request id and latency); silence uvicorn's.
     logging.getLogger("uvicorn.access").disabled = True
+
+
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_access_logger = logging.getLogger("app.access")
+
+
+class RequestContextMiddleware:
+    """Pure ASGI middleware: request id (incoming ``X-Request-ID`` if sane, else a new one) on
+    the context, ``request.state`` and every response; one JSON access-log line per request.
+    """
+
+    def __init__(self, app: Any, access_log: bool = True) -> None:
+        self.app = app
+        self.access_log = access_log
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                candidate = value.decode("latin-1")
+                if _SAFE_REQUEST_ID.match(candidate):
+                    request_id = candidate
+                break
+        if request_id is None:
+            request_id = uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        token = _request_id.set(request_id)
+        header = (b"x-request-id", request_id.encode())
+        status = 500
+        start = time.perf_counter()
+
+        async def send_with_id(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", ()))
+                if not any(k.lower() == b"x-request-id" for k, _ in headers):
+                    headers.append(header)
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if self.access_log:
+                self._log(scope, status, time.perf_counter() - start)
+            _request_id.reset(token)
+
+    @staticmethod
+    def _log(scope: Any, status: int, seconds: float) -> None:
+        route = scope.get("route")
+        state = scope.get("state", {})
+        extra = {
+            "method": scope["method"],
+            "route": getattr(route, "path", None) or "<unmatched>",
+            "status": status,
+            "latency_ms": round(seconds * 1000, 3),
+        }
+        for key in ("model_version", "key_id"):
+            if key in state:
+                extra[key] = state[key]
+        _access_logger.info("request", extra=extra)

@@ -11,11 +11,20 @@ from pydantic import BaseModel, Field
 MAX_VALUE_CHARS = 80
 
 
-class DuplicateField(tuple[str, ...]):
+class DuplicateField:
     """Placeholder for a field given under two names (``heart_rate`` and ``heartRate``).
 
-    It never validates, so the error lands on the canonical field, naming both spellings.
+    It never validates (not a number, string, bool or list), so the error lands on the
+    canonical field, and the error detail names both spellings.
     """
+
+    __slots__ = ("names",)
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.names = names
+
+    def __repr__(self) -> str:
+        return f"DuplicateField{self.names!r}"
 
 
 class ErrorDetail(BaseModel):
@@ -137,7 +146,7 @@ def validation_details(
         field = field_path(loc)
         value = err.get("input")
         if isinstance(value, DuplicateField):
-            reason = "given more than once (as " + " and ".join(map(repr, value)) + ")"
+            reason = "given more than once (as " + " and ".join(map(repr, value.names)) + ")"
             value = None
         elif field == "body" and isinstance(value, bytes | bytearray):
             reason = "body must be JSON sent with Content-Type: application/json"

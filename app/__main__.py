@@ -1,0 +1,100 @@
+"""`python -m app`: serve with the environment's settings (`HP_HOST`, `HP_PORT`, `HP_WORKERS`).
+
+One worker: uvicorn in this process. Several: gunicorn with `uvicorn_worker.UvicornWorker`
+processes (each loads its own models; no preload, so nothing is forked after a model load), and
+`PROMETHEUS_MULTIPROC_DIR` pointing at a fresh directory so `/metrics` sums every worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from app.log_config import configure_logging
+from app.settings import Settings, get_settings
+
+logger = logging.getLogger("app")
+GRACEFUL_TIMEOUT_S = 30
+
+
+def fresh_multiproc_dir() -> Path:
+    """A new (or emptied) `PROMETHEUS_MULTIPROC_DIR`, exported for the workers."""
+    configured = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if configured:
+        path = Path(configured)
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir(parents=True, exist_ok=True)
+    else:
+        path = Path(tempfile.mkdtemp(prefix="healthpredict-prom-"))
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    return path
+
+
+def run_uvicorn(settings: Settings) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,  # our JSON logging, configured by create_app
+        access_log=False,  # our middleware writes the access log
+        timeout_graceful_shutdown=GRACEFUL_TIMEOUT_S,
+    )
+
+
+def run_gunicorn(settings: Settings) -> None:
+    from gunicorn.app.base import BaseApplication
+
+    multiproc_dir = fresh_multiproc_dir()
+
+    def child_exit(_server: Any, worker: Any) -> None:
+        from app.monitoring import metrics
+
+        metrics.worker_exit(worker.pid)
+
+    class _Gunicorn(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            options = {
+                "bind": f"{settings.host}:{settings.port}",
+                "workers": settings.workers,
+                "worker_class": "uvicorn_worker.UvicornWorker",
+                "graceful_timeout": GRACEFUL_TIMEOUT_S,
+                "timeout": 120,
+                "child_exit": child_exit,
+                "accesslog": None,
+            }
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            from app.main import create_app
+
+            return create_app()
+
+    logger.info(
+        "starting gunicorn",
+        extra={"workers": settings.workers, "prometheus_multiproc_dir": str(multiproc_dir)},
+    )
+    try:
+        _Gunicorn().run()
+    finally:
+        shutil.rmtree(multiproc_dir, ignore_errors=True)
+
+
+def main() -> None:
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    if settings.workers > 1:
+        run_gunicorn(settings)
+    else:
+        run_uvicorn(settings)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""Liveness, readiness and a summary of the service's state (open: no API key needed)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from app.deps import ModelsDep
+from app.errors import FastJSONResponse, ModelNotReadyError
+from app.schemas.errors import ErrorResponse
+from app.schemas.models import HealthResponse, ReadyResponse
+
+router = APIRouter(prefix="/health", tags=["health"])
+APP_VERSION = "0.1.0"
+
+
+@router.get("/live", summary="Liveness: the process answers")
+async def read_liveness() -> dict[str, str]:
+    """Always 200 while the process serves HTTP, even degraded (no model)."""
+    return {"status": "alive"}
+
+
+@router.get(
+    "/ready",
+    response_model=ReadyResponse,
+    summary="Readiness: a model is loaded",
+    responses={503: {"model": ErrorResponse, "description": "No model loaded yet (reason)."}},
+)
+async def read_readiness(models: ModelsDep) -> FastJSONResponse:
+    """200 once both pipelines are loaded; 503 with the loader's reason until then."""
+    bundle = models.bundle
+    if bundle is None:
+        reason = models.status().get("reason") or "loading"
+        raise ModelNotReadyError(f"Not ready: {reason}")
+    return FastJSONResponse({"status": "ready", **bundle.info()})
+
+
+@router.get("", response_model=HealthResponse, summary="Service summary")
+async def read_health(request: Request, models: ModelsDep) -> FastJSONResponse:
+    """Status (`ok` or `degraded`), model source and versions, uptime, loader state."""
+    bundle = models.bundle
+    info: dict[str, Any] = (
+        bundle.info()
+        if bundle
+        else dict.fromkeys(("source", "diagnosis_version", "treatment_version", "run_id"))
+    )
+    return FastJSONResponse(
+        {
+            "status": "ok" if bundle else "degraded",
+            "ready": bundle is not None,
+            **info,
+            "uptime_s": round(time.monotonic() - request.app.state.started_at, 3),
+            "version": APP_VERSION,
+            "loader": models.status(),
+        }
+    )

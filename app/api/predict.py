@@ -1,0 +1,166 @@
+"""`POST /predict` and `POST /predict/batch`: validated records in, DESIGN §4 bodies out.
+
+Single predictions go through the micro-batcher (concurrent requests share one model call,
+inline on the loop: a few hundred µs, cheaper than a thread hop); batches run in a worker thread
+so they never block the loop. Every prediction, insufficient ones included, is audited.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import anyio.to_thread
+from fastapi import APIRouter, Body, Depends, Query, Request
+
+from app.deps import AuditDep
+from app.errors import BatchTooLargeError, FastJSONResponse, ModelNotReadyError
+from app.schemas.errors import ErrorResponse
+from app.schemas.patient import PATIENT_EXAMPLES, PatientRecord
+from app.schemas.prediction import (
+    BatchPredictionRequest,
+    BatchPredictionResponse,
+    PredictionResponse,
+)
+from app.serving.bundle import ModelBundle
+from app.serving.microbatch import MicroBatcher
+from app.serving.predictor import Prediction, Predictor
+
+EXPLAIN_TOP_N = 5
+ERRORS: dict[int | str, dict[str, Any]] = {
+    413: {"model": ErrorResponse, "description": "Batch larger than `HP_BATCH_MAX_SIZE`."},
+    422: {"model": ErrorResponse, "description": "Invalid record: field, value and reason."},
+    503: {"model": ErrorResponse, "description": "No model loaded yet (degraded mode)."},
+}
+
+
+class PredictorSource:
+    """The `Predictor` of the bundle being served, rebuilt when a reload swaps the bundle."""
+
+    def __init__(self, models: Any, top_k: int) -> None:
+        self._models = models
+        self._top_k = top_k
+        self._current: Predictor | None = None
+
+    def get(self) -> Predictor:
+        """The current predictor; `ModelNotReadyError` (503) while no model is loaded."""
+        bundle = self._models.bundle
+        if bundle is None:
+            reason = self._models.status().get("reason")
+            raise ModelNotReadyError(
+                f"No model is loaded yet ({reason}); retrying in the background" if reason else None
+            )
+        current = self._current
+        if current is None or current.bundle is not bundle:
+            current = self._current = Predictor(bundle, top_k=self._top_k)
+        return current
+
+    def predict_many(self, records: list[dict[str, Any]]) -> list[Prediction]:
+        return self.get().predict_many(records)
+
+
+def build_batcher(source: PredictorSource, window_ms: float, max_size: int) -> MicroBatcher:
+    """The micro-batcher single predictions go through (built by the lifespan)."""
+    return MicroBatcher(source.predict_many, window_ms=window_ms, max_size=max_size)
+
+
+async def check_batch_size(request: Request) -> None:
+    """413 before any record is validated: FastAPI has parsed the JSON, not yet validated it."""
+    body = getattr(request, "_json", None)  # Starlette's cached request.json(), if parsed
+    records = body.get("records") if isinstance(body, dict) else None
+    limit = request.app.state.settings.batch_max_size
+    if isinstance(records, list) and len(records) > limit:
+        raise BatchTooLargeError(
+            f"{len(records)} records in one batch; at most {limit} (HP_BATCH_MAX_SIZE)",
+            details=[{"field": "records", "value": len(records), "reason": f"at most {limit}"}],
+        )
+
+
+router = APIRouter(prefix="/predict", tags=["predict"], responses=ERRORS)
+
+
+@router.post("", response_model=PredictionResponse, summary="Predict one patient")
+async def create_prediction(
+    record: Annotated[PatientRecord, Body(openapi_examples=PATIENT_EXAMPLES)],  # type: ignore[valid-type]
+    request: Request,
+    audit: AuditDep,
+    explain: Annotated[bool, Query(description="Add the top SHAP contributions.")] = False,
+) -> FastJSONResponse:
+    """Diagnosis, a treatment coherent with it, quality, NEWS2 and warnings for one patient.
+
+    Numbers must be JSON numbers (`"12"` is refused), booleans JSON booleans. Names may be
+    canonical, camelCase or French; `glycemie` is taken in g/L and converted to mmol/L.
+    """
+    canonical = record.to_record()  # type: ignore[attr-defined]
+    source: PredictorSource = request.app.state.predictors
+    predictor = source.get()  # 503 while degraded, after validation (422 first)
+    prediction = await request.app.state.batcher.submit(canonical)
+    body, row = _assemble(canonical, prediction)
+    if explain and prediction.diagnosis is not None:
+        body["explanation"] = await _explain(predictor.bundle, canonical)
+    await audit.enqueue(row)
+    request.state.model_version = body["model"]["diagnosis_version"]
+    return FastJSONResponse(body)
+
+
+@router.post(
+    "/batch",
+    response_model=BatchPredictionResponse,
+    summary="Predict many patients",
+    dependencies=[Depends(check_batch_size)],
+)
+async def create_predictions(
+    batch: BatchPredictionRequest, request: Request, audit: AuditDep
+) -> FastJSONResponse:
+    """Up to `HP_BATCH_MAX_SIZE` records (413 beyond); predictions in the order of `records`.
+
+    One model call per model for the whole batch, in a worker thread; each item is audited.
+    """
+    records = [r.to_record() for r in batch.records]
+    predictor = request.app.state.predictors.get()
+    predictions = await anyio.to_thread.run_sync(predictor.predict_many, records)
+    pairs = [_assemble(rec, p) for rec, p in zip(records, predictions, strict=True)]
+    await audit.enqueue_many([row for _, row in pairs])
+    request.state.model_version = predictor.bundle.diagnosis_version
+    return FastJSONResponse({"count": len(pairs), "predictions": [body for body, _ in pairs]})
+
+
+def _assemble(
+    record: dict[str, Any], prediction: Prediction
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(response body, audit row) of one prediction; the row stores the body as its outputs."""
+    prediction_id = str(uuid.uuid4())
+    body: dict[str, Any] = {"prediction_id": prediction_id, **prediction.to_dict()}
+    body["explanation"] = None
+    model = body["model"]
+    row = {
+        "id": prediction_id,
+        "created_at": datetime.now(UTC),
+        "model_source": model["source"],
+        "diagnosis_version": model["diagnosis_version"],
+        "treatment_version": model["treatment_version"],
+        "run_id": model["run_id"],
+        "inputs": record,
+        "outputs": body,
+        "diagnosis_code": prediction.diagnosis.code if prediction.diagnosis else None,
+        "treatment_code": prediction.treatment.code if prediction.treatment else None,
+        "quality": prediction.quality,
+    }
+    return body, row
+
+
+async def _explain(bundle: ModelBundle, record: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """Top SHAP contributions (H6's `app.serving.explain`), computed in a worker thread."""
+    try:
+        from app.serving import explain as explainer
+    except ImportError:  # monitoring part not installed: the body says explanation: null
+        return None
+    from app.serving.predictor import build_columns
+
+    cols = build_columns([record], bundle.diagnosis.features.features)
+    result: Sequence[dict[str, Any]] = await anyio.to_thread.run_sync(
+        explainer.explain, bundle, cols, EXPLAIN_TOP_N
+    )
+    return list(result)

@@ -1,0 +1,97 @@
+"""`create_app()`: the FastAPI application, its lifespan, routers, error handlers and middleware."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+
+from app.api import api_router
+from app.api.health import APP_VERSION
+from app.api.predict import PredictorSource, build_batcher
+from app.audit import AuditWriter
+from app.errors import FastJSONResponse, install_error_handlers
+from app.log_config import RequestContextMiddleware, configure_logging
+from app.monitoring import metrics
+from app.security.api_keys import ApiKeyStore
+from app.security.rate_limit import TokenBucketLimiter
+from app.serving.loader import ModelManager
+from app.settings import Settings, get_settings
+from app.store import db
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION = """Clinical prediction service: a diagnosis, a treatment coherent with it, how much
+to trust them (prediction quality, NEWS2, warnings) and the models that answered.
+
+Authentication: header `X-API-Key` (roles `clinician`, `admin`); `/health*` and `/docs` are
+open. Every error has the body `{"error": {"code", "message", "details"}}` and an `X-Request-ID`
+header."""
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Build the long-lived state, load the models, and tear everything down in order."""
+    settings: Settings = app.state.settings
+    state = app.state
+    state.started_at = time.monotonic()
+    state.api_keys = ApiKeyStore.from_spec(settings.api_keys.get_secret_value())
+    state.rate_limiter = TokenBucketLimiter(settings.rate_limit_per_minute)
+    state.engine = db.make_engine(settings.database_url)
+    state.sessionmaker = db.make_sessionmaker(state.engine)
+    state.models = ModelManager(settings)
+    # Migrations (a thread) and the model load (MLflow -> BentoML -> degraded) run together.
+    steps = [state.models.start()]
+    if settings.auto_migrate:
+        steps.append(anyio.to_thread.run_sync(db.upgrade, settings.database_url))
+    await asyncio.gather(*steps)
+    state.audit = AuditWriter(
+        state.sessionmaker,
+        max_queue=settings.audit_queue_size,
+        retry_delay_s=settings.audit_flush_interval_s,
+        on_depth=metrics.set_audit_queue_depth,
+    )
+    state.audit.start()
+    state.predictors = PredictorSource(state.models, settings.top_k)
+    state.batcher = build_batcher(
+        state.predictors, settings.microbatch_window_ms, settings.microbatch_max_size
+    )
+    logger.info("service started", extra={"ready": state.models.ready})
+    try:
+        yield
+    finally:
+        await state.batcher.aclose()
+        await state.audit.stop()  # nothing accepted is lost on a clean shutdown
+        await state.models.stop()
+        state.engine.dispose()
+        logger.info("service stopped")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The application; ``settings`` defaults to the environment's (`HP_*`)."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+    app = FastAPI(
+        title="HealthPredict",
+        version=APP_VERSION,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        default_response_class=FastJSONResponse,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(api_router)
+    app.add_api_route("/", _to_docs, methods=["GET"], include_in_schema=False)
+    metrics.install(app, settings)
+    app.add_middleware(RequestContextMiddleware, access_log=settings.access_log)  # outermost
+    return app
+
+
+async def _to_docs() -> RedirectResponse:
+    return RedirectResponse("/docs")
