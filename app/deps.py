@@ -6,7 +6,7 @@ Trivial dependencies are ``async def`` on purpose: a sync dependency costs a thr
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
@@ -16,10 +16,8 @@ from app.audit import AuditWriter
 from app.errors import AuthError, ForbiddenError, ModelNotReadyError, RateLimitedError
 from app.security.api_keys import Principal, Role
 from app.serving.bundle import ModelBundle
+from app.serving.loader import ModelManager
 from app.settings import Settings
-
-if TYPE_CHECKING:
-    from app.serving.loader import ModelManager
 
 API_KEY_HEADER = "X-API-Key"
 ANONYMOUS = Principal(key_id="anonymous", role="admin")  # who calls when auth is disabled
@@ -99,7 +97,7 @@ def require_role(role: Role) -> Callable[..., Awaitable[Principal]]:
 
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
-ModelsDep = Annotated[Any, Depends(get_models)]  # app.serving.loader.ModelManager
+ModelsDep = Annotated[ModelManager, Depends(get_models)]
 BundleDep = Annotated[ModelBundle, Depends(get_bundle)]
 AuditDep = Annotated[AuditWriter, Depends(get_audit)]
 SessionDep = Annotated[Session, Depends(get_session)]

@@ -14,7 +14,7 @@ from fastapi.responses import RedirectResponse
 
 from app.api import api_router
 from app.api.health import APP_VERSION
-from app.api.predict import PredictorSource, build_batcher
+from app.api.predict import build_batcher
 from app.audit import AuditWriter
 from app.errors import FastJSONResponse, install_error_handlers
 from app.log_config import RequestContextMiddleware, configure_logging
@@ -58,9 +58,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         on_depth=metrics.set_audit_queue_depth,
     )
     state.audit.start()
-    state.predictors = PredictorSource(state.models, settings.top_k)
     state.batcher = build_batcher(
-        state.predictors, settings.microbatch_window_ms, settings.microbatch_max_size
+        state.models, settings.microbatch_window_ms, settings.microbatch_max_size
     )
     logger.info("service started", extra={"ready": state.models.ready})
     try:

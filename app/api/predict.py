@@ -25,6 +25,7 @@ from app.schemas.prediction import (
     PredictionResponse,
 )
 from app.serving.bundle import ModelBundle
+from app.serving.loader import ModelManager
 from app.serving.microbatch import MicroBatcher
 from app.serving.predictor import Prediction, Predictor
 
@@ -36,34 +37,21 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-class PredictorSource:
-    """The `Predictor` of the bundle being served, rebuilt when a reload swaps the bundle."""
-
-    def __init__(self, models: Any, top_k: int) -> None:
-        self._models = models
-        self._top_k = top_k
-        self._current: Predictor | None = None
-
-    def get(self) -> Predictor:
-        """The current predictor; `ModelNotReadyError` (503) while no model is loaded."""
-        bundle = self._models.bundle
-        if bundle is None:
-            reason = self._models.status().get("reason")
-            raise ModelNotReadyError(
-                f"No model is loaded yet ({reason}); retrying in the background" if reason else None
-            )
-        current = self._current
-        if current is None or current.bundle is not bundle:
-            current = self._current = Predictor(bundle, top_k=self._top_k)
-        return current
-
-    def predict_many(self, records: list[dict[str, Any]]) -> list[Prediction]:
-        return self.get().predict_many(records)
+def current_predictor(models: ModelManager) -> Predictor:
+    """The predictor being served; `ModelNotReadyError` (503, with the reason) while degraded."""
+    predictor: Predictor | None = models.predictor
+    if predictor is None:
+        reason = models.status().get("reason")
+        raise ModelNotReadyError(
+            f"No model is loaded yet ({reason}); retrying in the background" if reason else None
+        )
+    return predictor
 
 
-def build_batcher(source: PredictorSource, window_ms: float, max_size: int) -> MicroBatcher:
-    """The micro-batcher single predictions go through (built by the lifespan)."""
-    return MicroBatcher(source.predict_many, window_ms=window_ms, max_size=max_size)
+def build_batcher(models: ModelManager, window_ms: float, max_size: int) -> MicroBatcher:
+    """The micro-batcher single predictions go through (built by the lifespan); it calls the
+    manager's current predictor, so a reload is picked up by the next batch."""
+    return MicroBatcher(models.predict_many, window_ms=window_ms, max_size=max_size)
 
 
 async def check_batch_size(request: Request) -> None:
@@ -94,8 +82,7 @@ async def create_prediction(
     canonical, camelCase or French; `glycemie` is taken in g/L and converted to mmol/L.
     """
     canonical = record.to_record()  # type: ignore[attr-defined]
-    source: PredictorSource = request.app.state.predictors
-    predictor = source.get()  # 503 while degraded, after validation (422 first)
+    predictor = current_predictor(request.app.state.models)  # 503 after validation (422 first)
     prediction = await request.app.state.batcher.submit(canonical)
     body, row = _assemble(canonical, prediction)
     if explain and prediction.diagnosis is not None:
@@ -119,7 +106,7 @@ async def create_predictions(
     One model call per model for the whole batch, in a worker thread; each item is audited.
     """
     records = [r.to_record() for r in batch.records]
-    predictor = request.app.state.predictors.get()
+    predictor = current_predictor(request.app.state.models)
     predictions = await anyio.to_thread.run_sync(predictor.predict_many, records)
     pairs = [_assemble(rec, p) for rec, p in zip(records, predictions, strict=True)]
     await audit.enqueue_many([row for _, row in pairs])
