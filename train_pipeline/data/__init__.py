@@ -1,0 +1,1 @@
+"""Data layer: the synthetic ED cohort generator, CSV loading through task configs, cleaning."""
