@@ -70,6 +70,40 @@ def warmup_record() -> dict[str, Any]:
     return rec
 
 
+def build_bundle(load: Callable[[], LoadedPair], top_k: int) -> tuple[ModelBundle, Predictor]:
+    """Blocking: load a pair, refuse it if incompatible, wrap it in fast paths, warm it up.
+
+    Raises:
+        IncompatibleModelError: see `bundle.check_compatible`; any loading error propagates.
+    """
+    t0 = time.perf_counter()
+    pair = load()
+    check_compatible(
+        pair.meta,
+        pair.diagnosis_pipeline,
+        pair.treatment_pipeline,
+        diagnosis_run_id=pair.diagnosis_run_id or None,
+        treatment_run_id=pair.treatment_run_id or None,
+    )
+    bundle = ModelBundle(
+        diagnosis=FastPipeline.from_pipeline(pair.diagnosis_pipeline),
+        treatment=FastPipeline.from_pipeline(pair.treatment_pipeline),
+        diagnosis_pipeline=pair.diagnosis_pipeline,
+        treatment_pipeline=pair.treatment_pipeline,
+        meta=pair.meta,
+        source="mlflow" if pair.source == "mlflow" else "bentoml",
+        diagnosis_version=pair.diagnosis_version,
+        treatment_version=pair.treatment_version,
+        run_id=pair.diagnosis_run_id or pair.meta.run_id,
+        loaded_at=datetime.now(UTC),
+        load_seconds=0.0,
+    )
+    # The first call pays CatBoost's lazy initialisation; not counted as a prediction.
+    Predictor(bundle, 1, observe=False).predict_many([warmup_record()])
+    bundle = replace(bundle, load_seconds=time.perf_counter() - t0)
+    return bundle, Predictor(bundle, top_k)
+
+
 class ModelManager:
     """Loads, serves, retries and hot-swaps the model bundle.
 
@@ -184,22 +218,29 @@ class ModelManager:
     async def _load_any(self) -> tuple[ModelBundle, Predictor]:
         s = self.settings
         self._failures = {}
+
+        def from_mlflow() -> tuple[ModelBundle, Predictor]:
+            return build_bundle(
+                lambda: load_mlflow(
+                    s.mlflow_tracking_uri,
+                    s.diagnosis_model_name,
+                    s.treatment_model_name,
+                    s.model_alias,
+                ),
+                s.top_k,
+            )
+
+        def from_bentoml() -> tuple[ModelBundle, Predictor]:
+            return build_bundle(
+                lambda: load_bentoml(
+                    s.bentoml_home, s.diagnosis_model_name, s.treatment_model_name
+                ),
+                s.top_k,
+            )
+
         t0 = time.perf_counter()
         try:
-            result = await asyncio.wait_for(
-                run_in_daemon_thread(
-                    self._build(
-                        "mlflow",
-                        lambda: load_mlflow(
-                            s.mlflow_tracking_uri,
-                            s.diagnosis_model_name,
-                            s.treatment_model_name,
-                            s.model_alias,
-                        ),
-                    )
-                ),
-                timeout=s.mlflow_timeout_s,
-            )
+            result = await asyncio.wait_for(run_in_daemon_thread(from_mlflow), s.mlflow_timeout_s)
             self._won(result[0], "mlflow champion loaded")
             return result
         except TimeoutError:
@@ -212,54 +253,13 @@ class ModelManager:
         except Exception as exc:
             self._failed("mlflow", _reason(exc), "mlflow_error")
         try:
-            result = await run_in_daemon_thread(
-                self._build(
-                    "bentoml",
-                    lambda: load_bentoml(
-                        s.bentoml_home, s.diagnosis_model_name, s.treatment_model_name
-                    ),
-                )
-            )
+            result = await run_in_daemon_thread(from_bentoml)
             self._won(result[0], "fell back to the BentoML store")
             return result
         except Exception as exc:
             self._failed("bentoml", _reason(exc), "bentoml_error")
         self._last_error = "; ".join(f"{k}: {v}" for k, v in self._failures.items())
         raise ModelLoadError(f"no usable model: {self._last_error}")
-
-    def _build(
-        self, source: str, load: Callable[[], LoadedPair]
-    ) -> Callable[[], tuple[ModelBundle, Predictor]]:
-        """Blocking: load, check compatibility, wrap in fast paths, warm up."""
-
-        def run() -> tuple[ModelBundle, Predictor]:
-            t0 = time.perf_counter()
-            pair = load()
-            check_compatible(
-                pair.meta,
-                pair.diagnosis_pipeline,
-                pair.treatment_pipeline,
-                diagnosis_run_id=pair.diagnosis_run_id or None,
-                treatment_run_id=pair.treatment_run_id or None,
-            )
-            bundle = ModelBundle(
-                diagnosis=FastPipeline.from_pipeline(pair.diagnosis_pipeline),
-                treatment=FastPipeline.from_pipeline(pair.treatment_pipeline),
-                diagnosis_pipeline=pair.diagnosis_pipeline,
-                treatment_pipeline=pair.treatment_pipeline,
-                meta=pair.meta,
-                source="mlflow" if source == "mlflow" else "bentoml",
-                diagnosis_version=pair.diagnosis_version,
-                treatment_version=pair.treatment_version,
-                run_id=pair.diagnosis_run_id or pair.meta.run_id,
-                loaded_at=datetime.now(UTC),
-                load_seconds=0.0,
-            )
-            Predictor(bundle, 1).predict_many([warmup_record()])  # pays CatBoost's lazy init
-            bundle = replace(bundle, load_seconds=time.perf_counter() - t0)
-            return bundle, Predictor(bundle, self.settings.top_k)
-
-        return run
 
     def _won(self, bundle: ModelBundle, why: str) -> None:
         metrics.observe_model_load(bundle.source, bundle.load_seconds)

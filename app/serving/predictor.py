@@ -121,10 +121,19 @@ class Predictor:
         bundle: the loaded pipelines and their metadata.
         top_k: how many diagnoses `DiagnosisResult.top_k` lists.
         task: the contract (labels of the classes).
+        observe: record Prometheus metrics (off for warm-up calls).
     """
 
-    def __init__(self, bundle: ModelBundle, top_k: int = 3, task: TaskContract = ED_COHORT):
+    def __init__(
+        self,
+        bundle: ModelBundle,
+        top_k: int = 3,
+        task: TaskContract = ED_COHORT,
+        *,
+        observe: bool = True,
+    ) -> None:
         self.bundle = bundle
+        self._observe = observe
         self.top_k = max(1, top_k)
         self._features = tuple(bundle.diagnosis.features.features)
         self._diag_classes = [str(c) for c in bundle.diagnosis.classes]
@@ -153,15 +162,16 @@ class Predictor:
             for i, (r, q) in enumerate(zip(records, qualities, strict=True))
         ]
         t3 = time.perf_counter()
-        metrics.observe_stage("rules", (t1 - t0) + (t3 - t2))
-        version = self.bundle.diagnosis_version
-        for p in out:
-            metrics.observe_prediction(
-                p.diagnosis.code if p.diagnosis else None,
-                p.treatment.code if p.treatment else None,
-                p.quality,
-                version,
-            )
+        if self._observe:
+            metrics.observe_stage("rules", (t1 - t0) + (t3 - t2))
+            version = self.bundle.diagnosis_version
+            for p in out:
+                metrics.observe_prediction(
+                    p.diagnosis.code if p.diagnosis else None,
+                    p.treatment.code if p.treatment else None,
+                    p.quality,
+                    version,
+                )
         return out
 
     def _score(
@@ -182,9 +192,10 @@ class Predictor:
             diag_codes, treat_raw, self._treat_classes, self._allowed
         )
         t3 = time.perf_counter()
-        metrics.observe_stage("features", t1 - t0)
-        metrics.observe_stage("diagnosis", t2 - t1)
-        metrics.observe_stage("treatment", t3 - t2)
+        if self._observe:
+            metrics.observe_stage("features", t1 - t0)
+            metrics.observe_stage("diagnosis", t2 - t1)
+            metrics.observe_stage("treatment", t3 - t2)
 
         labels, dclasses = self._diag_labels, self._diag_classes
         tcol = {c: j for j, c in enumerate(self._treat_classes)}
