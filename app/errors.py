@@ -182,7 +182,11 @@ async def app_error_handler(request: Request, exc: Exception) -> Response:
 async def validation_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError | ValidationError)
     content_type = request.headers.get("content-type")
-    details = validation_details(exc.errors(), content_type=content_type)
+    errors = list(exc.errors())
+    raw = getattr(exc, "body", None)
+    if isinstance(raw, str | bytes):  # a JSON decode error: show the (truncated) text sent
+        errors = [{**e, "input": raw} if e.get("type") == "json_invalid" else e for e in errors]
+    details = validation_details(errors, content_type=content_type)
     fields = ", ".join(dict.fromkeys(str(d["field"]) for d in details))
     message = f"Invalid request: {fields}" if fields else "Invalid request"
     return error_response(422, "validation_error", message, details, request=request)
