@@ -16,11 +16,16 @@ KNOWN_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPT
 
 
 def route_template(scope: Scope) -> str:
-    """The path template of the route the router matched, or ``<unmatched>``."""
-    route = scope.get("route")
-    if route is None:
-        return metrics.UNMATCHED_ROUTE
-    path = getattr(route, "path_format", None) or getattr(route, "path", None)
+    """The full path template of the route the router matched, or ``<unmatched>``.
+
+    FastAPI >= 0.16x resolves included routers lazily and keeps the prefixed template on its
+    effective route context; ``scope["route"]`` (Starlette) is the fallback.
+    """
+    context = scope.get("fastapi", {}).get("effective_route_context")
+    path = getattr(context, "path_format", None)
+    if not path:
+        route = scope.get("route")
+        path = getattr(route, "path_format", None) or getattr(route, "path", None)
     return str(path) if path else metrics.UNMATCHED_ROUTE
 
 

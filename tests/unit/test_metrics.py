@@ -179,3 +179,32 @@ def test_reset_for_tests_zeroes_counters() -> None:
     metrics.reset_for_tests()
     text = metrics.render()[0].decode()
     assert _value(text, "healthpredict_feedback_total", verdict="wrong_diagnosis") == 0
+
+
+def test_nested_router_prefixes_are_part_of_the_template() -> None:
+    from fastapi import APIRouter
+
+    inner = APIRouter(prefix="/retrain")
+
+    @inner.get("/{job_id}")
+    def read_job(job_id: str) -> dict[str, str]:
+        return {"job_id": job_id}
+
+    outer = APIRouter(prefix="/v1")
+    outer.include_router(inner)
+    app = FastAPI()
+    app.include_router(outer)
+    metrics.install(app, Settings())
+    client = TestClient(app)
+    assert client.get("/v1/retrain/abc").status_code == 200
+    text = client.get("/metrics").text
+    assert (
+        _value(
+            text,
+            "healthpredict_http_requests_total",
+            method="GET",
+            route="/v1/retrain/{job_id}",
+            status="200",
+        )
+        == 1
+    )

@@ -1,0 +1,161 @@
+"""Keeps the latest drift report cached and refreshes it off the request path.
+
+The lifespan calls `start_drift(app)` / `stop_drift(app)`; `GET /monitoring/drift` calls
+`get_monitor(app).latest_or_compute()`. The Evidently run (seconds) happens in a worker thread,
+and only when the window or the served model changed since the last run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pandas as pd
+
+from app.errors import AppError
+from app.monitoring import metrics
+from app.monitoring.drift import REFERENCE_MAX_ROWS, DriftResult, compute_drift, to_frame
+from app.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class DriftUnavailableError(AppError):
+    """No drift report can be computed yet (no model, no reference or too few live inputs)."""
+
+    status_code = 503
+    code = "drift_unavailable"
+    message = "No drift report is available yet"
+
+
+def reference_from_csv(
+    path: Path, max_rows: int = REFERENCE_MAX_ROWS, seed: int = 0
+) -> pd.DataFrame:
+    """Fallback reference when the model carries none: a seeded sample of the training CSV."""
+    df = pd.read_csv(path)
+    if len(df) > max_rows:
+        df = df.sample(max_rows, random_state=seed)
+    return to_frame(df.to_dict("records"))
+
+
+class DriftMonitor:
+    """Cached drift of the last ``settings.drift_window_size`` live inputs.
+
+    Args:
+        settings: drift window, refresh period, training data path (fallback reference).
+        models: the `ModelManager` (its ``bundle.meta.reference_stats`` is the reference).
+        sessionmaker: SQLAlchemy sessionmaker of the audit store (`recent_inputs`).
+    """
+
+    def __init__(self, settings: Settings, models: Any, sessionmaker: Any) -> None:
+        self.settings = settings
+        self.models = models
+        self.sessionmaker = sessionmaker
+        self.latest: DriftResult | None = None
+        self._key: str | None = None
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+
+    # --- the blocking part (worker thread) ---------------------------------------------------
+    def _reference(self) -> tuple[pd.DataFrame, str]:
+        bundle = getattr(self.models, "bundle", None)
+        if bundle is None:
+            raise DriftUnavailableError("no model loaded, so no training reference")
+        stats = bundle.meta.reference_stats
+        if stats:
+            return to_frame(stats), bundle.run_id
+        path = Path(self.settings.training_data_path)
+        if not path.exists():
+            raise DriftUnavailableError(
+                f"the model carries no reference sample and the training data {path.name} is absent"
+            )
+        logger.warning("model has no reference_stats; using a sample of the training data")
+        return reference_from_csv(path), bundle.run_id
+
+    def _window(self) -> list[dict[str, Any]]:
+        from app.store.repository import recent_inputs
+
+        with self.sessionmaker() as session:
+            return recent_inputs(session, self.settings.drift_window_size)
+
+    def refresh_sync(self) -> DriftResult:
+        """Recompute unless neither the window nor the model changed; publish the gauges."""
+        window = self._window()
+        if len(window) < 2:
+            raise DriftUnavailableError(f"only {len(window)} live inputs recorded so far")
+        reference, run_id = self._reference()
+        blob = json.dumps([run_id, window], sort_keys=True, default=str).encode()
+        key = hashlib.sha256(blob).hexdigest()
+        if key == self._key and self.latest is not None:
+            return self.latest
+        result = compute_drift(reference, to_frame(window), run_id=run_id)
+        self.latest, self._key = result, key
+        metrics.set_drift(result.summary.drift_share, result.summary.n_drifted)
+        logger.info(
+            "drift report refreshed",
+            extra={
+                "window_size": result.summary.window_size,
+                "drift_share": result.summary.drift_share,
+            },
+        )
+        return result
+
+    # --- async API --------------------------------------------------------------------------
+    async def refresh(self) -> DriftResult:
+        async with self._lock:
+            return await anyio.to_thread.run_sync(self.refresh_sync)
+
+    async def latest_or_compute(self) -> DriftResult:
+        """The cached report, or one computed now (in a thread) if there is none yet."""
+        if self.latest is not None:
+            return self.latest
+        return await self.refresh()
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.drift_refresh_s)  # not during startup
+            try:
+                await self.refresh()
+            except DriftUnavailableError as exc:
+                logger.info("drift not computed: %s", exc)
+            except Exception:  # keep the loop alive; the next period retries
+                logger.exception("drift refresh failed")
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="drift-refresh")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+
+def get_monitor(app: Any) -> DriftMonitor:
+    """The app's monitor, created on first use (no background refresh unless started)."""
+    state = app.state
+    monitor = getattr(state, "drift", None)
+    if monitor is None:
+        monitor = DriftMonitor(state.settings, state.models, state.sessionmaker)
+        state.drift = monitor
+    return monitor
+
+
+async def start_drift(app: Any) -> None:
+    """Lifespan hook: start refreshing the drift report every ``drift_refresh_s``."""
+    get_monitor(app).start()
+
+
+async def stop_drift(app: Any) -> None:
+    """Lifespan hook: cancel the background refresh."""
+    monitor = getattr(app.state, "drift", None)
+    if monitor is not None:
+        await monitor.stop()
