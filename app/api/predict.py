@@ -27,7 +27,7 @@ from app.schemas.prediction import (
 from app.serving.bundle import ModelBundle
 from app.serving.loader import ModelManager
 from app.serving.microbatch import MicroBatcher
-from app.serving.predictor import Prediction, Predictor
+from app.serving.predictor import Prediction, Predictor, Record
 
 EXPLAIN_TOP_N = 5
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -48,7 +48,9 @@ def current_predictor(models: ModelManager) -> Predictor:
     return predictor
 
 
-def build_batcher(models: ModelManager, window_ms: float, max_size: int) -> MicroBatcher:
+def build_batcher(
+    models: ModelManager, window_ms: float, max_size: int
+) -> MicroBatcher[Record, Prediction]:
     """The micro-batcher single predictions go through (built by the lifespan); it calls the
     manager's current predictor, so a reload is picked up by the next batch."""
     return MicroBatcher(models.predict_many, window_ms=window_ms, max_size=max_size)
@@ -71,7 +73,7 @@ router = APIRouter(prefix="/predict", tags=["predict"], responses=ERRORS)
 
 @router.post("", response_model=PredictionResponse, summary="Predict one patient")
 async def create_prediction(
-    record: Annotated[PatientRecord, Body(openapi_examples=PATIENT_EXAMPLES)],  # type: ignore[valid-type]
+    record: Annotated[PatientRecord, Body(openapi_examples=PATIENT_EXAMPLES)],
     request: Request,
     audit: AuditDep,
     explain: Annotated[bool, Query(description="Add the top SHAP contributions.")] = False,
@@ -81,7 +83,7 @@ async def create_prediction(
     Numbers must be JSON numbers (`"12"` is refused), booleans JSON booleans. Names may be
     canonical, camelCase or French; `glycemie` is taken in g/L and converted to mmol/L.
     """
-    canonical = record.to_record()  # type: ignore[attr-defined]
+    canonical = record.to_record()
     predictor = current_predictor(request.app.state.models)  # 503 after validation (422 first)
     prediction = await request.app.state.batcher.submit(canonical)
     body, row = _assemble(canonical, prediction)

@@ -7,7 +7,7 @@ JSON numbers, booleans JSON booleans), unknown fields refused, ``diastolic_bp < 
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     AliasChoices,
@@ -68,20 +68,20 @@ def _field(feat: Feature) -> tuple[Any, Any]:
         "title": feat.name,
     }
     required = feat.tier == "required"
-    bounds = {"ge": feat.minimum, "le": feat.maximum}
+    ann: Any
     if feat.kind in ("numeric", "integer"):
-        base: Any = float if feat.kind == "numeric" else int
-        extra = {"allow_inf_nan": False} if feat.kind == "numeric" else {}
-        ann: Any = Annotated[base, Field(strict=True, **bounds, **extra)]
+        constraint: dict[str, Any] = {"strict": True, "ge": feat.minimum, "le": feat.maximum}
+        if feat.kind == "numeric":
+            constraint["allow_inf_nan"] = False
+        base: type = float if feat.kind == "numeric" else int
+        ann = Annotated[base, Field(**constraint)]
     elif feat.kind == "boolean":
         return bool, Field(bool(feat.default), strict=True, **common)
     elif feat.kind == "categorical":
-        ann = Literal[feat.categories]  # type: ignore[valid-type]
+        ann = Literal.__getitem__(feat.categories)  # an enum of the contract's codes
     elif feat.kind == "multilabel":
-        item = Literal[feat.categories]  # type: ignore[valid-type]
-        return list[item], Field(  # type: ignore[valid-type]
-            default_factory=list, max_length=feat.max_items, **common
-        )
+        item: Any = Literal.__getitem__(feat.categories)
+        return list[item], Field(default_factory=list, max_length=feat.max_items, **common)
     else:  # pragma: no cover - the contract's Kind is closed
         raise ValueError(f"unknown kind {feat.kind!r}")
     if required:
@@ -154,7 +154,10 @@ def build_patient_model(task: TaskContract = TASK) -> type[PatientRecordBase]:
     )
 
 
-PatientRecord = build_patient_model()
+if TYPE_CHECKING:  # type checkers see the base; the API uses the generated class
+    PatientRecord = PatientRecordBase
+else:
+    PatientRecord = build_patient_model()
 
 
 def _renamed(record: dict[str, Any], french: bool) -> dict[str, Any]:

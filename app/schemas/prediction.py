@@ -101,7 +101,7 @@ class PredictionResponse(BaseModel):
 class BatchPredictionRequest(BaseModel):
     """Many patients in one call (at most `HP_BATCH_MAX_SIZE`; 413 beyond)."""
 
-    records: list[PatientRecord] = Field(min_length=1)  # type: ignore[valid-type]
+    records: list[PatientRecord] = Field(min_length=1)
 
     model_config = {
         "extra": "forbid",

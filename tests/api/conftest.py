@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from app.main import create_app
 from app.settings import DEFAULT_ADMIN_KEY, DEFAULT_CLINICIAN_KEY, Settings
 
+FROM_ENV: Any = object()  # make_settings(name=FROM_ENV): leave the setting to the environment
 CLINICIAN = {"X-API-Key": DEFAULT_CLINICIAN_KEY}
 ADMIN = {"X-API-Key": DEFAULT_ADMIN_KEY}
 
@@ -42,7 +43,7 @@ def make_settings(root: Path, **overrides: Any) -> Settings:
         "data_dir": root,
     }
     values.update(overrides)
-    return Settings(**values)
+    return Settings(**{k: v for k, v in values.items() if v is not FROM_ENV})
 
 
 def client_for(settings: Settings) -> Iterator[TestClient]:

@@ -1,0 +1,191 @@
+"""Predictions over the tiny trained bundle (H2's ``trained_store``), loaded from MLflow."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.schemas.prediction import PredictionResponse
+from app.serving.predictor import Predictor
+from app.store.repository import get_prediction
+from tests.api.conftest import CLINICIAN, assert_error
+from tests.factories import DROP, cohort_payloads, make_patient, renamed
+from train_pipeline.contract import ED_COHORT
+
+DESIGN_KEYS = {
+    "prediction_id", "diagnosis", "treatment", "prediction_quality", "missing_features",
+    "imputed_features", "news2", "warnings", "model", "explanation",
+}  # fmt: skip
+
+
+def predict(client: TestClient, payload: dict[str, Any], **params: Any) -> dict[str, Any]:
+    response = client.post("/predict", json=payload, headers=CLINICIAN, params=params)
+    assert response.status_code == 200, response.text
+    assert response.headers.get("x-request-id")
+    return response.json()  # type: ignore[no-any-return]
+
+
+def flush_audit(client: TestClient) -> None:
+    client.portal.call(client.app.state.audit.flush)  # type: ignore[union-attr, attr-defined]
+
+
+def test_response_is_design_section_4(client: TestClient, trained_store: Any) -> None:
+    body = predict(client, make_patient())
+    assert set(body) == DESIGN_KEYS
+    parsed = PredictionResponse.model_validate(body)
+    assert parsed.prediction_quality == "high"
+    assert parsed.diagnosis is not None and parsed.treatment is not None
+    assert parsed.diagnosis.code in ED_COHORT.diagnosis.codes
+    assert parsed.diagnosis.label == ED_COHORT.diagnosis.label(parsed.diagnosis.code)
+    assert parsed.diagnosis.top_k[0].code == parsed.diagnosis.code
+    assert parsed.model.source == "mlflow"
+    assert parsed.model.run_id == trained_store.run_id
+    assert parsed.model.diagnosis_version == str(trained_store.diagnosis_version)
+    assert parsed.news2.score is not None
+    assert any(w.code for w in parsed.warnings)  # the example patient is hypoxic
+    assert parsed.explanation is None
+
+
+@pytest.mark.parametrize("style", ["camel", "french"])
+def test_renamed_payloads_give_the_same_prediction(client: TestClient, style: str) -> None:
+    canonical = predict(client, make_patient())
+    other = predict(client, renamed(make_patient(), style))
+    for body in (canonical, other):
+        body.pop("prediction_id")
+    if style == "french":  # glucose sent as glycemie in g/L: converted, equal up to rounding
+        assert "glycemie" in renamed(make_patient(), style)
+    assert other["diagnosis"]["code"] == canonical["diagnosis"]["code"]
+    assert other["treatment"]["code"] == canonical["treatment"]["code"]
+    assert other["diagnosis"]["probability"] == pytest.approx(canonical["diagnosis"]["probability"])
+    assert {k: v for k, v in other.items() if k not in ("diagnosis", "treatment")} == {
+        k: v for k, v in canonical.items() if k not in ("diagnosis", "treatment")
+    }
+
+
+def test_insufficient_record_abstains(client: TestClient) -> None:
+    required = ED_COHORT.names_in_tier("required")
+    body = predict(client, {k: v for k, v in make_patient().items() if k in required})
+    assert body["prediction_quality"] == "insufficient"
+    assert body["diagnosis"] is None and body["treatment"] is None
+    assert body["warnings"], "an abstention says why"
+    assert set(ED_COHORT.names_in_tier("critical")) <= set(body["missing_features"])
+
+
+def test_missing_important_field_lowers_quality(client: TestClient) -> None:
+    important = ED_COHORT.names_in_tier("important")
+    body = predict(client, make_patient(**dict.fromkeys(important, DROP)))
+    assert body["prediction_quality"] == "medium"
+    assert set(important) <= set(body["missing_features"])
+
+
+def test_every_prediction_is_audited(client: TestClient, trained_store: Any) -> None:
+    body = predict(client, make_patient())
+    flush_audit(client)
+    with client.app.state.sessionmaker() as session:  # type: ignore[attr-defined]
+        row = get_prediction(session, body["prediction_id"])
+    assert row is not None
+    assert row.outputs == body
+    assert row.inputs["age"] == make_patient()["age"]
+    assert row.diagnosis_code == body["diagnosis"]["code"]
+    assert row.run_id == trained_store.run_id and row.quality == "high"
+
+
+def test_batch_keeps_order_and_audits_every_item(client: TestClient) -> None:
+    required = ED_COHORT.names_in_tier("required")
+    records = [make_patient(), {k: make_patient()[k] for k in required}, make_patient(age=30)]
+    response = client.post("/predict/batch", json={"records": records}, headers=CLINICIAN)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["count"] == 3 and len(body["predictions"]) == 3
+    qualities = [p["prediction_quality"] for p in body["predictions"]]
+    assert qualities[1] == "insufficient" and qualities[0] == "high"
+    flush_audit(client)
+    with client.app.state.sessionmaker() as session:  # type: ignore[attr-defined]
+        assert all(get_prediction(session, p["prediction_id"]) for p in body["predictions"])
+
+
+def test_batch_over_a_lowered_limit_is_413(client: TestClient) -> None:
+    settings = client.app.state.settings  # type: ignore[attr-defined]
+    limit = settings.batch_max_size
+    try:
+        settings.batch_max_size = 2
+        response = client.post(
+            "/predict/batch", json={"records": [make_patient()] * 3}, headers=CLINICIAN
+        )
+        assert_error(response, 413, "batch_too_large")
+    finally:
+        settings.batch_max_size = limit
+
+
+def test_explain_adds_contributions(client: TestClient) -> None:
+    body = predict(client, make_patient(), explain="true")
+    explanation = body["explanation"]
+    if explanation is None:
+        pytest.skip("app.serving.explain (H6) is not installed: explanation stays null")
+    assert 0 < len(explanation) <= 5
+    assert {"feature", "value", "contribution"} <= set(explanation[0])
+
+
+def test_models_and_readiness(client: TestClient, trained_store: Any) -> None:
+    ready = client.get("/health/ready").json()
+    assert ready["status"] == "ready" and ready["source"] == "mlflow"
+    models = client.get("/models", headers=CLINICIAN).json()
+    assert models["run_id"] == trained_store.run_id
+    assert models["alias"] == "champion"
+    assert [m["role"] for m in models["models"]] == ["diagnosis", "treatment"]
+    assert models["models"][0]["version"] == str(trained_store.diagnosis_version)
+    assert all(c["label"] for c in models["models"][0]["classes"])
+    assert models["contract_fingerprint"] == ED_COHORT.fingerprint()
+    assert client.get("/health").json()["status"] == "ok"
+
+
+def test_no_incoherent_pair_on_1000_cohort_rows(client: TestClient, trained_store: Any) -> None:
+    payloads = cohort_payloads(trained_store.data_path, 1000, seed=7)
+    assert len(payloads) >= 950
+    response = client.post("/predict/batch", json={"records": payloads}, headers=CLINICIAN)
+    assert response.status_code == 200, response.text
+    allowed = client.get("/models", headers=CLINICIAN).json()["allowed_pairs"]
+    pairs = [
+        (p["diagnosis"]["code"], p["treatment"]["code"])
+        for p in response.json()["predictions"]
+        if p["diagnosis"] is not None
+    ]
+    assert len(pairs) >= 900
+    incoherent = [(d, t) for d, t in pairs if t not in allowed[d]]
+    assert incoherent == []
+
+
+def test_coherence_holds_when_the_raw_top_treatment_is_not_allowed(
+    client: TestClient, trained_store: Any
+) -> None:
+    """Narrow every diagnosis' allowed set to exclude the treatment model's raw favourite:
+    the chosen treatment must still come from the (narrowed) allowed set."""
+    bundle = client.app.state.models.bundle  # type: ignore[attr-defined]
+    records = [
+        r | {"symptoms": r.get("symptoms", [])}
+        for r in cohort_payloads(trained_store.data_path, 200, seed=11)
+    ]
+    from app.schemas.patient import PatientRecord
+
+    canonical = [PatientRecord.model_validate(r).to_record() for r in records]  # type: ignore[attr-defined]
+    baseline = Predictor(bundle).predict_many(canonical)
+    favourite: dict[str, str] = {}
+    for p in baseline:
+        if p.diagnosis is not None and p.treatment is not None:
+            favourite.setdefault(p.diagnosis.code, p.treatment.code)
+    narrowed = {
+        d: [t for t in ts if t != favourite.get(d)] or ts
+        for d, ts in bundle.meta.allowed_pairs.items()
+    }
+    meta = dataclasses.replace(bundle.meta, allowed_pairs=narrowed)
+    strict = Predictor(dataclasses.replace(bundle, meta=meta)).predict_many(canonical)
+    changed = 0
+    for before, after in zip(baseline, strict, strict=True):
+        if after.diagnosis is None or after.treatment is None:
+            continue
+        assert after.treatment.code in narrowed[after.diagnosis.code]
+        changed += before.treatment is not None and before.treatment.code != after.treatment.code
+    assert changed > 0, "the narrowed table must have overridden some raw favourites"
