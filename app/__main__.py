@@ -52,11 +52,12 @@ def run_gunicorn(settings: Settings) -> None:
     from gunicorn.app.base import BaseApplication
 
     multiproc_dir = fresh_multiproc_dir()
+    # Imported now, not inside the hook: the arbiter calls it from a signal handler, where a
+    # slow first import can be re-entered.
+    from prometheus_client import multiprocess
 
     def child_exit(_server: Any, worker: Any) -> None:
-        from app.monitoring import metrics
-
-        metrics.worker_exit(worker.pid)
+        multiprocess.mark_process_dead(worker.pid)  # drop the dead worker's live gauges
 
     class _Gunicorn(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
