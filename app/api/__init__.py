@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 
-from app.api import health, models, predict
+from app.api import feedback, health, models, predict, retrain
 from app.api import monitoring as monitoring_api
 from app.deps import require_role
 from app.schemas.errors import ErrorResponse
@@ -29,5 +29,6 @@ api_router = APIRouter(responses=VALIDATION_ERROR)
 api_router.include_router(health.router)
 api_router.include_router(predict.router, dependencies=CLINICIAN, responses=AUTH_ERRORS)
 api_router.include_router(models.router, dependencies=CLINICIAN, responses=AUTH_ERRORS)
-# H5: feedback (CLINICIAN) and retrain (ADMIN) routers; H6: monitoring router.
+api_router.include_router(feedback.router, dependencies=CLINICIAN, responses=AUTH_ERRORS)
+api_router.include_router(retrain.router, dependencies=ADMIN, responses=AUTH_ERRORS)
 api_router.include_router(monitoring_api.router, dependencies=CLINICIAN, responses=AUTH_ERRORS)

@@ -1,0 +1,395 @@
+"""`run_retrain`: the one retraining implementation (CLI, API thread and Celery task call it).
+
+Original cohort + corrected feedback rows -> challenger pipelines (H2's fitting code), logged to
+MLflow as their own run and registered WITHOUT the alias -> champion and challenger scored on
+the same held-out rows (the original data's deterministic test split; feedback rows only ever
+go to training) -> promoted only if better on the metric by the margin.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from retrain import promote as pr
+from retrain.challenger import (
+    champion_recipe,
+    feedback_frame,
+    fit_challenger,
+    load_split,
+    without_leaks,
+)
+from train_pipeline import register
+from train_pipeline.artifacts import reference_sample, write_run_files
+from train_pipeline.bundle_meta import BundleMeta
+from train_pipeline.contract import TaskContract
+from train_pipeline.fitting import Assessment, FitOptions, threads_params
+from train_pipeline.models.fast import FastPipeline
+from train_pipeline.models.pipeline import DEFAULT_PARAMS
+from train_pipeline.models.treatment import DIAGNOSIS_COLUMN
+from train_pipeline.train import resolve_task
+
+if TYPE_CHECKING:
+    from app.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+ProgressFn = Callable[[str], None]
+DEFAULT_TEST_SIZE = 0.2
+DEFAULT_SEED = 42
+
+
+@dataclass(frozen=True)
+class RetrainConfig:
+    """Plain values a retrain needs (built from `Settings` at the edge)."""
+
+    data_path: Path
+    tracking_uri: str
+    bentoml_home: Path
+    diagnosis_model_name: str = "healthpredict-diagnosis"
+    treatment_model_name: str = "healthpredict-treatment"
+    alias: str = "champion"
+    metric: str = "f1_macro"
+    margin: float = 0.0
+    task: str = register.DEFAULT_TASK
+    model_type: str | None = None  # None: the champion's
+    params: dict[str, Any] = field(default_factory=dict)  # booster overrides (e.g. iterations)
+    threads: int | None = None
+    seed: int | None = None  # None: the champion run's seed
+    test_size: float | None = None  # None: the champion run's, else 0.2
+    holdout_path: Path | None = None  # an explicit held-out CSV instead of the split
+    full_report: bool = False  # also `make train`'s baselines, SHAP plots, data report (slow)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> RetrainConfig:
+        values: dict[str, Any] = dict(
+            data_path=settings.training_data_path,
+            tracking_uri=settings.mlflow_tracking_uri,
+            bentoml_home=settings.bentoml_home,
+            diagnosis_model_name=settings.diagnosis_model_name,
+            treatment_model_name=settings.treatment_model_name,
+            alias=settings.model_alias,
+            metric=settings.retrain_metric,
+            margin=settings.retrain_margin,
+        )
+        return cls(**(values | overrides))
+
+    @property
+    def names(self) -> dict[str, str]:
+        return register.model_names(self.task, self.diagnosis_model_name, self.treatment_model_name)
+
+
+@dataclass(frozen=True)
+class RetrainResult:
+    """What one retrain decided, with both models' held-out scores."""
+
+    decision: str  # "promoted" | "kept"
+    metric: str
+    margin: float
+    champion_scores: dict[str, float | None]
+    challenger_scores: dict[str, float | None]
+    champion_run_id: str
+    champion_versions: tuple[str, str | None]
+    challenger_run_id: str
+    challenger_versions: tuple[str, str | None]
+    n_train: int
+    n_feedback: int
+    n_test: int
+    duration_s: float
+
+    @property
+    def promoted(self) -> bool:
+        return self.decision == "promoted"
+
+    def scores(self) -> dict[str, Any]:
+        """JSON summary stored on the job row and returned by `GET /retrain/{id}`."""
+        return {
+            "metric": self.metric,
+            "margin": self.margin,
+            "champion": self.champion_scores,
+            "challenger": self.challenger_scores,
+            "champion_run_id": self.champion_run_id,
+            "champion_versions": list(self.champion_versions),
+            "challenger_versions": list(self.challenger_versions),
+            "n_train": self.n_train,
+            "n_feedback": self.n_feedback,
+            "n_test": self.n_test,
+            "duration_s": round(self.duration_s, 2),
+        }
+
+
+def _noop(stage: str) -> None:
+    return None
+
+
+@dataclass
+class Prepared:
+    """Everything fixed before fitting: the task, the champion, the split."""
+
+    task: TaskContract
+    task_cfg: Any
+    champion: pr.Champion
+    seed: int
+    test_size: float
+    train: pd.DataFrame
+    test: pd.DataFrame
+
+
+def prepare(config: RetrainConfig) -> Prepared:
+    """Load the champion, then the original data split exactly as its run split it."""
+    task, task_cfg = resolve_task(config.task)
+    champion = pr.load_champion(config)
+    if champion.meta.contract_fingerprint != task.fingerprint():
+        raise ValueError(
+            "the champion was trained on another feature contract "
+            f"({champion.meta.contract_fingerprint} != {task.fingerprint()})"
+        )
+    params = champion.run_params
+    seed = config.seed if config.seed is not None else int(params.get("seed", DEFAULT_SEED))
+    test_size = config.test_size or float(params.get("test_size", DEFAULT_TEST_SIZE))
+    train, test = load_split(config.data_path, task, task_cfg, seed, test_size, config.holdout_path)
+    if "n_test" in params and config.holdout_path is None and int(params["n_test"]) != len(test):
+        logger.warning(
+            "held-out size differs from the champion run's (other data or split?)",
+            extra={"champion_n_test": params["n_test"], "n_test": len(test)},
+        )
+    return Prepared(task, task_cfg, champion, seed, test_size, train, test)
+
+
+def score_both(p: Prepared, out: Assessment) -> tuple[dict[str, float], dict[str, float]]:
+    """(champion, challenger) scores on the same held-out rows, same label space."""
+    champ = p.champion
+    classes = pr.common_classes(
+        p.task,
+        p.test,
+        (out.diagnosis_classes, out.treatment_classes),
+        (champ.meta.diagnosis_classes, champ.meta.treatment_classes),
+    )
+    challenger = pr.score_pair(
+        p.task,
+        p.test,
+        (out.diagnosis_pipeline, out.diagnosis_classes),
+        (out.treatment_pipeline, out.treatment_classes, out.allowed_pairs),
+        classes,
+    )
+    champion = pr.score_pair(
+        p.task,
+        p.test,
+        (champ.diagnosis_pipeline, champ.meta.diagnosis_classes),
+        (champ.treatment_pipeline, champ.meta.treatment_classes, champ.meta.allowed_pairs),
+        classes,
+    )
+    return champion, challenger
+
+
+def challenger_meta(
+    p: Prepared, out: Assessment, model_type: str, metrics: dict[str, float]
+) -> BundleMeta:
+    sample = p.test.head(200)
+    importance = out.importance or FastPipeline.from_pipeline(
+        out.diagnosis_pipeline
+    ).global_importance({c: sample[c].to_numpy() for c in sample})
+    return BundleMeta(
+        task=p.task.name,
+        contract_fingerprint=p.task.fingerprint(),
+        run_id="",
+        trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        model_type=model_type,
+        diagnosis_classes=out.diagnosis_classes,
+        treatment_classes=out.treatment_classes,
+        allowed_pairs=out.allowed_pairs,
+        metrics=metrics,
+        feature_importance=importance,
+        reference_stats=reference_sample(p.train, p.task, 300, p.seed),
+    )
+
+
+def write_files(
+    directory: Path,
+    p: Prepared,
+    out: Assessment,
+    report: dict[str, Any],
+    run_params: dict[str, Any],
+    data_info: dict[str, Any],
+    full: bool,
+) -> None:
+    """Run artifacts: `make train`'s set when ``full``, else the feature config; always
+    ``retrain_report.json`` (both scores and the decision)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if full:
+        write_run_files(directory, p.task, out, p.train, run_params, data_info, p.seed)
+    else:
+        (directory / "feature_config.json").write_text(
+            json.dumps(p.task.to_dict(), indent=2, default=str)
+        )
+    (directory / "retrain_report.json").write_text(json.dumps(report, indent=2, default=str))
+
+
+def log_challenger(
+    config: RetrainConfig,
+    p: Prepared,
+    out: Assessment,
+    meta: BundleMeta,
+    run_params: dict[str, Any],
+    files: Path,
+) -> register.RegisteredBundle:
+    """One MLflow run for the challenger, both models registered WITHOUT the alias."""
+    features = list(p.task.feature_names)
+    pipelines = {"diagnosis": (out.diagnosis_pipeline, p.test[features].head(5))}
+    if out.treatment_pipeline is not None:
+        diag = np.asarray(out.diagnosis_classes, dtype=object)[
+            out.diagnosis_pipeline.predict_proba(p.test.head(5)).argmax(axis=1)
+        ]
+        pipelines["treatment"] = (
+            out.treatment_pipeline,
+            p.test[features].head(5).assign(**{DIAGNOSIS_COLUMN: diag}),
+        )
+    bundle, _ = register.log_bundle(
+        config.tracking_uri,
+        register.experiment_name(p.task.name),
+        pipelines,
+        meta,
+        config.names,
+        run_params,
+        meta.metrics,
+        files,
+        run_name=f"retrain-{meta.model_type}",
+    )
+    return bundle
+
+
+def run_retrain(
+    config: RetrainConfig,
+    feedback_rows: Sequence[dict[str, Any]],
+    progress: ProgressFn | None = None,
+    extra_tags: dict[str, str] | None = None,
+) -> RetrainResult:
+    """Retrain on original data + feedback, compare with the champion, promote or keep.
+
+    Args:
+        feedback_rows: `app.store.repository.corrected_rows` output (training encoding).
+        progress: called with each stage name (CLI progress).
+        extra_tags: added to the challenger's MLflow run (e.g. the job id).
+
+    Raises:
+        promote.NoChampionError: nothing to compare with.
+        ValueError / DataError: unusable data, metric or a champion of another contract.
+    """
+    say = progress or _noop
+    start = time.perf_counter()
+    say("load champion and data")
+    p = prepare(config)
+    key = pr.decision_key(config.metric)
+    with tempfile.TemporaryDirectory(prefix="hp-retrain-") as tmp:
+        feedback = without_leaks(
+            feedback_frame(feedback_rows, p.task, p.task_cfg, Path(tmp)),
+            p.test,
+            p.task.feature_names,
+        )
+        augmented = pd.concat([p.train, feedback], ignore_index=True) if len(feedback) else p.train
+        model_type = config.model_type or p.champion.meta.model_type
+        recipe = (
+            champion_recipe(p.champion.run_params, model_type)
+            if model_type == p.champion.meta.model_type
+            else {}
+        )
+        params = {
+            **DEFAULT_PARAMS[model_type],
+            **recipe,
+            **threads_params(model_type, config.threads),
+            **config.params,
+        }
+        opts = FitOptions(model_type=model_type, seed=p.seed, params=params)
+        say(f"fit challenger ({len(p.train)} original + {len(feedback)} feedback rows)")
+        out = fit_challenger(p.task, augmented, p.test, opts, config.full_report)
+        say(f"score champion and challenger on {len(p.test)} held-out rows")
+        champion_scores, challenger_scores = score_both(p, out)
+        if key not in challenger_scores:
+            raise ValueError(
+                f"unknown retrain metric {config.metric!r}; one of {sorted(challenger_scores)}"
+            )
+        wins = pr.challenger_wins(champion_scores[key], challenger_scores[key], key, config.margin)
+        decision = "promoted" if wins else "kept"
+        say("log challenger to MLflow")
+        metrics = out.metrics if config.full_report else challenger_scores
+        meta = challenger_meta(p, out, model_type, metrics)
+        run_params = {
+            "model_type": model_type,
+            "seed": p.seed,
+            "test_size": p.test_size,
+            "task": p.task.name,
+            "n_train": len(augmented),
+            "n_test": len(p.test),
+            "n_feedback": len(feedback),
+            "data_path": str(config.data_path),
+            "retrain_of": p.champion.run_id,
+            **{f"model_{k}": v for k, v in params.items()},
+        }
+        report = {
+            "decision": decision,
+            "metric": key,
+            "margin": config.margin,
+            "champion_run_id": p.champion.run_id,
+            "champion": champion_scores,
+            "challenger": challenger_scores,
+        }
+        data_info = {
+            "source": f"{config.data_path} + {len(feedback)} corrected feedback rows",
+            "train rows": len(augmented),
+            "held-out rows": len(p.test),
+            "diagnosis classes": len(out.diagnosis_classes),
+        }
+        files = Path(tmp) / "run"
+        write_files(files, p, out, report, run_params, data_info, config.full_report)
+        bundle = log_challenger(config, p, out, meta, run_params, files)
+    meta = replace(meta, run_id=bundle.run_id)
+    pr.record_decision(
+        config,
+        bundle.run_id,
+        p.champion,
+        champion_scores,
+        challenger_scores,
+        decision,
+        {"retrain.feedback_rows": str(len(feedback)), **(extra_tags or {})},
+    )
+    if wins:
+        say("promote: move the alias, save to BentoML")
+        pipes = {"diagnosis": out.diagnosis_pipeline}
+        if out.treatment_pipeline is not None:
+            pipes["treatment"] = out.treatment_pipeline
+        pr.promote(config, pipes, meta, bundle)
+    result = RetrainResult(
+        decision=decision,
+        metric=key,
+        margin=config.margin,
+        champion_scores=pr.headline(champion_scores, key),
+        challenger_scores=pr.headline(challenger_scores, key),
+        champion_run_id=p.champion.run_id,
+        champion_versions=(p.champion.diagnosis_version, p.champion.treatment_version),
+        challenger_run_id=bundle.run_id,
+        challenger_versions=(bundle.diagnosis_version, bundle.treatment_version),
+        n_train=len(augmented),
+        n_feedback=len(feedback),
+        n_test=len(p.test),
+        duration_s=time.perf_counter() - start,
+    )
+    logger.info(
+        "retrain finished",
+        extra={
+            "decision": decision,
+            "metric": key,
+            "champion": result.champion_scores.get(key),
+            "challenger": result.challenger_scores.get(key),
+        },
+    )
+    return result
