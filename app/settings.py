@@ -99,6 +99,10 @@ class Settings(BaseSettings):
                                           "the API runs retrain jobs in its own worker.")
     training_data_path: Path = Field(PROJECT_ROOT / "data" / "clinical_cohort.csv",
                                      description="Original training data used by retraining.")
+    retrain_holdout_path: Path | None = Field(None, description="Explicit held-out CSV "
+                                              "(e.g. an adjudicated evaluation set) both "
+                                              "models are scored on; unset: the training "
+                                              "data's deterministic test split.")
     retrain_job_timeout_s: float = Field(7200.0, gt=0, description="A queued/running retrain "
                                          "job older than this is deemed dead (its worker "
                                          "crashed) and no longer blocks a new one.")
