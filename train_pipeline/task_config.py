@@ -39,6 +39,7 @@ class FeatureConfig(_Strict):
     """
 
     name: str
+    column: str | None = None
     kind: contract.Kind = "numeric"
     unit: str = ""
     tier: contract.Tier = "optional"
@@ -49,6 +50,14 @@ class FeatureConfig(_Strict):
     value_map: dict[str, Any] = Field(default_factory=dict)
     missing_values: tuple[Any, ...] = ()
     scale: float | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _stringify(cls, data: Any) -> Any:
+        # YAML reads `1: M` with an int key; raw cells are matched as text.
+        if isinstance(data, dict) and isinstance(data.get("value_map"), dict):
+            data = {**data, "value_map": {str(k): v for k, v in data["value_map"].items()}}
+        return data
 
     def to_feature(self) -> contract.Feature:
         return contract.Feature(
@@ -68,7 +77,7 @@ class TargetConfig(_Strict):
     """A target column: its CSV column, the output name and its classes (code -> label)."""
 
     column: str
-    name: str
+    name: str = ""
     classes: dict[str, str]
     value_map: dict[str, str] = Field(default_factory=dict)
 
@@ -102,6 +111,17 @@ class TaskConfig(_Strict):
     treatment: TargetConfig | None = None
     allowed_pairs: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     tolerated_bad_fraction: float = Field(0.05, ge=0, le=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_target_names(cls, data: Any) -> Any:
+        # Targets are output as `diagnosis` / `treatment` unless the YAML names them.
+        if isinstance(data, dict):
+            data = dict(data)
+            for key in ("diagnosis", "treatment"):
+                if isinstance(data.get(key), dict) and not data[key].get("name"):
+                    data[key] = {**data[key], "name": key}
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> TaskConfig:
@@ -148,12 +168,14 @@ class TaskConfig(_Strict):
     def _pairs(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
         return tuple((d, tuple(t)) for d, t in self.allowed_pairs.items())
 
-    def source_column(self, name: str) -> str:
-        """The CSV column holding canonical column ``name`` (inverse of ``renames``)."""
-        for source, target in self.renames.items():
-            if target == name:
-                return source
-        return name
+    def all_renames(self) -> dict[str, str]:
+        """CSV column -> canonical name: ``renames``, each feature's ``column``, the targets."""
+        out = dict(self.renames)
+        out.update({f.column: f.name for f in self.features if f.column and f.column != f.name})
+        for target in (self.diagnosis, self.treatment):
+            if target is not None and target.column != target.name:
+                out[target.column] = target.name
+        return out
 
 
 def available_tasks() -> list[str]:

@@ -61,17 +61,13 @@ def _read_text(path: Path, na_values: tuple[str, ...]) -> pd.DataFrame:
 
 
 def _rename(df: pd.DataFrame, task: TaskContract, config: TaskConfig | None) -> pd.DataFrame:
-    renames = dict(config.renames) if config else {}
+    renames = config.all_renames() if config else {}
     for feat in task.features:  # contract aliases (camelCase, French names) for default tasks
         if feat.name not in df.columns:
             for alias in feat.all_aliases:
                 if alias in df.columns and alias not in renames:
                     renames[alias] = feat.name
                     break
-    if config:
-        for tcfg in (config.diagnosis, config.treatment):
-            if tcfg is not None and tcfg.column != tcfg.name:
-                renames.setdefault(tcfg.column, tcfg.name)
     return df.rename(columns=renames)
 
 
