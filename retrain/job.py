@@ -81,6 +81,7 @@ class RetrainConfig:
             alias=settings.model_alias,
             metric=settings.retrain_metric,
             margin=settings.retrain_margin,
+            holdout_path=settings.retrain_holdout_path,
         )
         return cls(**(values | overrides))
 

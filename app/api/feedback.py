@@ -45,13 +45,24 @@ VERDICT_RULES: dict[str, tuple[str, str]] = {
 }
 
 
-def served_classes(models: Any) -> tuple[Sequence[str], Sequence[str]]:
-    """Class codes of the served bundle; the task contract's while no model is loaded."""
+def served_classes(models: Any) -> tuple[list[str], list[str]]:
+    """Codes a correction may use: the served model's classes, plus the task's own codes.
+
+    A code the task defines but the served model never learned (a class missing from its
+    training data) is accepted: that is how feedback teaches it. Without a loaded model,
+    the task contract's codes.
+    """
+    task_diag = list(ED_COHORT.diagnosis.codes)
+    task_treat = list(ED_COHORT.treatment.codes) if ED_COHORT.treatment else []
     bundle = getattr(models, "bundle", None)
-    if bundle is not None:
-        return bundle.meta.diagnosis_classes, bundle.meta.treatment_classes
-    treatments = ED_COHORT.treatment.codes if ED_COHORT.treatment else ()
-    return ED_COHORT.diagnosis.codes, treatments
+    if bundle is None:
+        return task_diag, task_treat
+    meta = bundle.meta
+    if meta.task != ED_COHORT.name:
+        task_diag, task_treat = [], []
+    diag = list(dict.fromkeys([*meta.diagnosis_classes, *task_diag]))
+    treat = list(dict.fromkeys([*meta.treatment_classes, *task_treat]))
+    return diag, treat
 
 
 def correction_errors(
@@ -72,7 +83,7 @@ def correction_errors(
         elif value is not None and rule == "forbidden":
             reason = f"must be absent when verdict is '{body.verdict}'"
         elif value is not None and value not in classes:
-            reason = "unknown class of the served model; one of: " + ", ".join(classes)
+            reason = "unknown class; one of: " + ", ".join(classes)
         else:
             continue
         details.append({"field": field, "value": value, "reason": reason})

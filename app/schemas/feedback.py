@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, AliasGenerator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from app.store.tables import CLINICIAN_ID_MAX_CHARS, CODE_MAX_CHARS, REASON_MAX_CHARS
@@ -25,9 +25,8 @@ class FeedbackRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         str_strip_whitespace=True,
-        alias_generator=to_camel,
-        validate_by_name=True,
-        validate_by_alias=True,
+        # snake_case first, so errors name the canonical field; camelCase accepted too.
+        alias_generator=AliasGenerator(validation_alias=lambda n: AliasChoices(n, to_camel(n))),
         json_schema_extra={
             "examples": [
                 {
