@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
+
+import numpy as np
 
 from app.errors import ModelLoadError
 from train_pipeline.bundle_meta import BundleMeta
@@ -58,8 +60,23 @@ class ModelBundle:
         }
 
 
-def _classes(pipeline: Any) -> list[str]:
-    return [str(c) for c in pipeline.classes_]
+def class_codes(model_classes: Iterable[Any], meta_classes: Sequence[str]) -> list[str]:
+    """The class code of each `predict_proba` column.
+
+    Training encodes labels as integers (index into the metadata's class list); a pipeline
+    fitted on string labels carries the codes themselves.
+
+    Raises:
+        IncompatibleModelError: an integer class outside the metadata's list.
+    """
+    values = list(model_classes)
+    if values and all(isinstance(v, int | np.integer) for v in values):
+        if any(not 0 <= int(v) < len(meta_classes) for v in values):
+            raise IncompatibleModelError(
+                f"model classes {values} do not index the {len(meta_classes)} bundle classes"
+            )
+        return [str(meta_classes[int(v)]) for v in values]
+    return [str(v) for v in values]
 
 
 def check_compatible(
@@ -83,8 +100,16 @@ def check_compatible(
         raise IncompatibleModelError(
             f"feature contract mismatch: model {meta.contract_fingerprint!r}, API {expected!r}"
         )
-    _same_classes("diagnosis", meta.diagnosis_classes, _classes(diagnosis_pipeline))
-    _same_classes("treatment", meta.treatment_classes, _classes(treatment_pipeline))
+    _same_classes(
+        "diagnosis",
+        meta.diagnosis_classes,
+        class_codes(diagnosis_pipeline.classes_, meta.diagnosis_classes),
+    )
+    _same_classes(
+        "treatment",
+        meta.treatment_classes,
+        class_codes(treatment_pipeline.classes_, meta.treatment_classes),
+    )
     _known_codes("diagnosis", meta.diagnosis_classes, task.diagnosis.codes)
     if task.treatment is not None:
         _known_codes("treatment", meta.treatment_classes, task.treatment.codes)

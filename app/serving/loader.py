@@ -28,6 +28,9 @@ from train_pipeline.models.fast import FastPipeline
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
+BENTOML_HEAD_START = 0.5
+"""Share of the MLflow deadline after which the BentoML fallback starts loading alongside."""
+
 
 async def run_in_daemon_thread(fn: Callable[[], T]) -> T:
     """Run blocking `fn` in a daemon thread; an abandoned one never blocks interpreter exit.
@@ -239,8 +242,19 @@ class ModelManager:
             )
 
         t0 = time.perf_counter()
+        mlflow_fut = asyncio.ensure_future(run_in_daemon_thread(from_mlflow))
+        bento_fut: asyncio.Future[tuple[ModelBundle, Predictor]] | None = None
         try:
-            result = await asyncio.wait_for(run_in_daemon_thread(from_mlflow), s.mlflow_timeout_s)
+            # Past half the deadline, start loading the fallback next to the MLflow attempt so
+            # a black-hole tracking server costs the deadline, not deadline + BentoML load.
+            head_start = s.mlflow_timeout_s * BENTOML_HEAD_START
+            done, _ = await asyncio.wait({mlflow_fut}, timeout=head_start)
+            if not done:
+                bento_fut = asyncio.ensure_future(run_in_daemon_thread(from_bentoml))
+            remaining = max(0.0, s.mlflow_timeout_s - (time.perf_counter() - t0))
+            result = await asyncio.wait_for(mlflow_fut, remaining)
+            if bento_fut is not None:
+                bento_fut.cancel()  # its thread finishes on its own; the result is dropped
             self._won(result[0], "mlflow champion loaded")
             return result
         except TimeoutError:
@@ -253,7 +267,7 @@ class ModelManager:
         except Exception as exc:
             self._failed("mlflow", _reason(exc), "mlflow_error")
         try:
-            result = await run_in_daemon_thread(from_bentoml)
+            result = await (bento_fut or run_in_daemon_thread(from_bentoml))
             self._won(result[0], "fell back to the BentoML store")
             return result
         except Exception as exc:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from app.monitoring import metrics
-from app.serving.bundle import ModelBundle
+from app.serving.bundle import ModelBundle, class_codes
 from app.serving.quality import QualityAssessment, assess
 from app.serving.rules import ClinicalWarning, evaluate
 from train_pipeline.contract import ED_COHORT, Feature, TaskContract
@@ -136,8 +136,9 @@ class Predictor:
         self._observe = observe
         self.top_k = max(1, top_k)
         self._features = tuple(bundle.diagnosis.features.features)
-        self._diag_classes = [str(c) for c in bundle.diagnosis.classes]
-        self._treat_classes = [str(c) for c in bundle.treatment.classes]
+        meta = bundle.meta
+        self._diag_classes = class_codes(bundle.diagnosis.classes, meta.diagnosis_classes)
+        self._treat_classes = class_codes(bundle.treatment.classes, meta.treatment_classes)
         self._diag_labels = [task.diagnosis.label(c) for c in self._diag_classes]
         treatment = task.treatment
         self._treat_labels = {

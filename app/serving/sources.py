@@ -39,15 +39,28 @@ class LoadedPair:
     treatment_run_id: str
 
 
+_MLFLOW_HTTP_ENV = (
+    "MLFLOW_HTTP_REQUEST_TIMEOUT",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+)
+_SET_BY_OPERATOR = frozenset(k for k in _MLFLOW_HTTP_ENV if k in os.environ)
+
+
 def limit_mlflow_http(timeout_s: float) -> None:
     """Keep MLflow's own HTTP client from outliving our deadline (values set by ops win).
 
     MLflow retries 7 times with backoff and waits 120 s per request by default: a black-hole
     server would keep the abandoned worker thread busy for minutes after we gave up on it.
     """
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(max(1, math.ceil(timeout_s))))
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")
+    ours = {
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, math.ceil(timeout_s))),
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0",
+    }
+    for key, value in ours.items():
+        if key not in _SET_BY_OPERATOR:
+            os.environ[key] = value
 
 
 def _refuse_foreign_fingerprint(where: str, fingerprint: str | None) -> None:
@@ -90,11 +103,11 @@ def load_mlflow(
         _refuse_foreign_fingerprint(BUNDLE_META_ARTIFACT, meta.contract_fingerprint)
         pipelines = []
         for name, version in ((diagnosis_name, dv), (treatment_name, tv)):
+            # The version's own artifact location: `models:/` URIs would resolve against the
+            # process-wide registry URI, not ours.
+            location = client.get_model_version_download_uri(name, version.version)
             local = mlflow.artifacts.download_artifacts(
-                artifact_uri=f"models:/{name}/{version.version}",
-                dst_path=f"{tmp}/{name}",
-                tracking_uri=tracking_uri,
-                registry_uri=tracking_uri,
+                artifact_uri=location, dst_path=f"{tmp}/{name}", tracking_uri=tracking_uri
             )
             pipelines.append(mlflow.sklearn.load_model(local))
     return LoadedPair(
