@@ -17,6 +17,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from html import escape
 from typing import Any
 
 import numpy as np
@@ -176,7 +177,38 @@ def compute_drift(
         features=features,
         skipped=skipped,
     )
-    return DriftResult(summary=summary, html=snapshot.get_html_str(as_iframe=False))
+    return DriftResult(
+        summary=summary, html=with_banner(snapshot.get_html_str(as_iframe=False), summary)
+    )
+
+
+def with_banner(report_html: str, summary: DriftSummary) -> str:
+    """Evidently's page with our summary on top: its column table is paged and sorted by
+    score, so the drifted features are not necessarily visible without scrolling through it."""
+    drifted = [f for f in summary.features if f.drifted]
+    names = ", ".join(escape(f.feature) for f in drifted) or "none"
+    rows = "".join(
+        f"<tr><td>{escape(f.feature)}</td><td>{escape(f.method)}</td>"
+        f"<td>{f.score:.4g}</td><td>{f.threshold:.4g}</td></tr>"
+        for f in drifted
+    )
+    table = (
+        "<table><tr><th>feature</th><th>test</th><th>score</th><th>threshold</th></tr>"
+        f"{rows}</table>"
+        if rows
+        else ""
+    )
+    banner = (
+        '<section id="healthpredict-drift-summary" style="font-family:sans-serif;'
+        'padding:12px 24px;border-bottom:1px solid #ccc">'
+        "<h1>HealthPredict input drift</h1>"
+        f"<p>Window of {summary.window_size} live inputs vs {summary.reference_size} training "
+        f"rows (run {escape(summary.run_id) or 'unknown'}), computed {summary.computed_at}.</p>"
+        f"<p><b>Drifted features ({summary.n_drifted} of {summary.n_features}, share "
+        f"{summary.drift_share:.1%}):</b> {names}</p>{table}</section>"
+    )
+    head, sep, tail = report_html.partition("<body>")
+    return head + sep + banner + tail if sep else banner + report_html
 
 
 def _feature_drifts(snapshot: dict[str, Any], categorical: set[str]) -> list[FeatureDrift]:

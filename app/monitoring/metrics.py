@@ -277,7 +277,7 @@ def set_drift(share: float, n_drifted: int) -> None:
 
 
 def install(app: FastAPI, settings: Settings) -> None:
-    """Add the metrics middleware and the `GET /metrics` route to ``app``.
+    """Add the metrics middleware, the `GET /metrics` route and the drift refresher to ``app``.
 
     The route requires an API key (any role) only when ``settings.metrics_protected``.
     """
@@ -285,8 +285,10 @@ def install(app: FastAPI, settings: Settings) -> None:
     from fastapi.responses import Response
 
     from app.monitoring.middleware import PrometheusMiddleware
+    from app.monitoring.monitor import install_drift
 
     app.add_middleware(PrometheusMiddleware)
+    install_drift(app)
     dependencies: list[params.Depends] = []
     if settings.metrics_protected:
         from app.deps import require_role

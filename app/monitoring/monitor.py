@@ -1,6 +1,7 @@
 """Keeps the latest drift report cached and refreshes it off the request path.
 
-The lifespan calls `start_drift(app)` / `stop_drift(app)`; `GET /monitoring/drift` calls
+`install_drift(app)` (called by `metrics.install`) runs `start_drift` / `stop_drift` in the
+app's lifespan; `GET /monitoring/drift` calls
 `get_monitor(app).latest_or_compute()`. The Evidently run (seconds) happens in a worker thread,
 and only when the window or the served model changed since the last run.
 """
@@ -12,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -149,8 +151,28 @@ def get_monitor(app: Any) -> DriftMonitor:
     return monitor
 
 
+def install_drift(app: Any) -> None:
+    """Run the drift refresher inside ``app``'s lifespan: started after the app's own startup
+    (models, sessionmaker exist) and stopped before its teardown."""
+    inner = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(a: Any) -> AsyncIterator[Any]:
+        async with inner(a) as state:
+            await start_drift(a)
+            try:
+                yield state
+            finally:
+                await stop_drift(a)
+
+    app.router.lifespan_context = lifespan
+
+
 async def start_drift(app: Any) -> None:
     """Lifespan hook: start refreshing the drift report every ``drift_refresh_s``."""
+    if not all(hasattr(app.state, a) for a in ("settings", "models", "sessionmaker")):
+        logger.warning("drift refresher not started: the app has no models or store")
+        return
     get_monitor(app).start()
 
 
