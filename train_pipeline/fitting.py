@@ -104,7 +104,12 @@ def cross_validate(
 
 
 def assess_diagnosis(
-    task: TaskContract, train: pd.DataFrame, test: pd.DataFrame, out: Assessment, seed: int
+    task: TaskContract,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    out: Assessment,
+    seed: int,
+    explain: bool = True,
 ) -> np.ndarray:
     """Held-out metrics, figures, baselines of the diagnosis model.
 
@@ -140,13 +145,19 @@ def assess_diagnosis(
         "diagnosis",
         _model_name(pipe),
     )
-    fast = FastPipeline.from_pipeline(pipe)
-    sample = test.sample(min(len(test), 400), random_state=seed)
+    if explain:
+        explain_diagnosis(test, out, seed)
+    return np.array(classes, dtype=object)[proba_all.argmax(axis=1)]
+
+
+def explain_diagnosis(test: pd.DataFrame, out: Assessment, seed: int, rows: int = 400) -> None:
+    """Global mean |SHAP| per original feature on a held-out sample, and its bar chart."""
+    fast = FastPipeline.from_pipeline(out.diagnosis_pipeline)
+    sample = test.sample(min(len(test), rows), random_state=seed)
     out.importance = fast.global_importance({c: sample[c].to_numpy() for c in sample.columns})
     out.figures["shap_importance_diagnosis.png"] = ev.importance_figure(
         out.importance, "Diagnosis: global feature importance (mean |SHAP|)"
     )
-    return np.array(classes, dtype=object)[proba_all.argmax(axis=1)]
 
 
 def _model_name(pipe: Pipeline) -> str:

@@ -16,13 +16,16 @@ import pandas as pd
 from train_pipeline import register
 from train_pipeline.artifacts import reference_sample, write_run_files
 from train_pipeline.bundle_meta import BundleMeta
-from train_pipeline.contract import ED_COHORT, TaskContract
+from train_pipeline.contract import TaskContract
+from train_pipeline.data.clean import clean
+from train_pipeline.data.load import load_task_data
 from train_pipeline.evaluate import BaselineComparison
 from train_pipeline.fitting import (
     Assessment,
     FitOptions,
     assess_diagnosis,
     cross_validate,
+    explain_diagnosis,
     fit_and_assess_treatment,
     fit_diagnosis,
     threads_params,
@@ -30,6 +33,7 @@ from train_pipeline.fitting import (
 from train_pipeline.models.pipeline import DEFAULT_PARAMS
 from train_pipeline.models.treatment import DIAGNOSIS_COLUMN
 from train_pipeline.split import split_dataset
+from train_pipeline.task_config import TaskConfig, load_task_config
 
 logger = logging.getLogger(__name__)
 
@@ -63,35 +67,53 @@ class TrainResult:
     duration_s: float
     meta: BundleMeta
     bentoml_tags: dict[str, str] = field(default_factory=dict)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
-def resolve_task(task: str | Path) -> tuple[TaskContract, Any]:
-    """The contract of `task` (``ed_cohort`` or an H1 task config name / YAML path) + config."""
-    if str(task) == register.DEFAULT_TASK:
-        return ED_COHORT, None
-    from train_pipeline.task_config import load_task_config
+class _StageTimer:
+    """Wall seconds per stage (reported by the CLI, logged), forwarding to a progress hook."""
 
+    def __init__(self, hook: Progress) -> None:
+        self.hook = hook
+        self.stage: str | None = None
+        self.started = time.perf_counter()
+        self.seconds: dict[str, float] = {}
+
+    def enter(self, stage: str) -> None:
+        now = time.perf_counter()
+        if self.stage is not None:
+            self.seconds[self.stage] = self.seconds.get(self.stage, 0.0) + now - self.started
+        self.stage, self.started = stage, now
+        logger.info("training stage", extra={"stage": stage})
+        self.hook(stage)
+
+    def finish(self) -> dict[str, float]:
+        self.enter("done")
+        return {k: round(v, 2) for k, v in self.seconds.items()}
+
+
+def resolve_task(task: str | Path) -> tuple[TaskContract, TaskConfig]:
+    """The task config (shipped name such as ``heart_cleveland``, or a YAML path) + contract."""
     config = load_task_config(task)
     return config.to_contract(), config
 
 
-def load_frame(data_path: Path | None, task: TaskContract, config: Any) -> pd.DataFrame:
-    """Canonical columns of the task's CSV (the config's own CSV when `data_path` is None)."""
-    from train_pipeline.data.load import load_task_data
+def load_frame(data_path: Path | None, task: TaskContract, config: TaskConfig) -> pd.DataFrame:
+    """Canonical columns of the task's CSV (the config's own CSV when `data_path` is None).
 
-    if data_path is None:
-        if config is None:
-            raise ValueError("no data path given for the default task")
-        data_path = Path(config.csv_path)
-    return load_task_data(Path(data_path), config if config is not None else task.name)
+    Raises:
+        DataError: missing target/feature columns, unparseable values (names the column).
+    """
+    path = Path(data_path) if data_path is not None else config.resolve_csv()
+    if not path.is_file():
+        raise FileNotFoundError(f"training data {path} not found (run `make data`?)")
+    return load_task_data(path, task, config)
 
 
 def clean_frame(df: pd.DataFrame, task: TaskContract) -> pd.DataFrame:
-    """H1's cleaning (dedupe, out-of-range -> NaN); the report goes to the log."""
-    from train_pipeline.data.clean import clean
-
+    """Dedupe and out-of-range values -> NaN; the report goes to the log."""
     cleaned, report = clean(df, task)
-    logger.info("cleaning: %s", report)
+    logger.info("cleaning report", extra={"report": report.as_dict()})
     return cleaned
 
 
@@ -130,6 +152,8 @@ def train(
             register only, e.g. a challenger).
     """
     start = time.perf_counter()
+    timer = _StageTimer(progress)
+    progress = timer.enter
     contract, config = resolve_task(task)
     progress("load")
     df = frame if frame is not None else load_frame(data_path, contract, config)
@@ -158,11 +182,12 @@ def train(
     out = Assessment(diagnosis_pipeline=pipe, diagnosis_classes=classes)
     out.metrics |= {f"diagnosis_{k}": v for k, v in cv.items()}
     progress("evaluate")
-    pred_diag = assess_diagnosis(contract, train_df, test_df, out, seed)
+    pred_diag = assess_diagnosis(contract, train_df, test_df, out, seed, explain=False)
     if contract.treatment is not None:
         progress("fit treatment")
         fit_and_assess_treatment(contract, train_df, test_df, pred_diag, out, opts, params)
     progress("explain")
+    explain_diagnosis(test_df, out, seed)
     meta = BundleMeta(
         task=contract.name,
         contract_fingerprint=contract.fingerprint(),

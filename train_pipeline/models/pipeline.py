@@ -37,9 +37,9 @@ def make_classifier(model_type: str, params: Mapping[str, Any] | None, seed: int
     merged = {**DEFAULT_PARAMS[model_type], **(params or {})}
     if model_type == "catboost":
         return CatBoostClassifier(
-            **merged, random_seed=seed, verbose=False, allow_writing_files=False
+            **{"verbose": False, "allow_writing_files": False, **merged}, random_seed=seed
         )
-    return XGBClassifier(**merged, random_state=seed, tree_method="hist", n_jobs=None)
+    return XGBClassifier(**{"tree_method": "hist", **merged}, random_state=seed)
 
 
 def assemble(

@@ -1,0 +1,97 @@
+"""The NumPy fast path gives the sklearn pipelines' probabilities (issue 7 regression test)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.pipeline import Pipeline
+
+from train_pipeline.contract import ED_COHORT
+from train_pipeline.data.generate import generate_cohort
+from train_pipeline.models import diagnosis, treatment
+from train_pipeline.models.coherence import coherent_choice, learn_allowed_pairs
+from train_pipeline.models.fast import FastPipeline
+from train_pipeline.split import encode_labels
+
+ROUNDS = {
+    "catboost": {"iterations": 25, "thread_count": 1},
+    "xgboost": {"n_estimators": 25, "n_jobs": 1},
+}
+
+
+@pytest.fixture(scope="module")
+def cohort() -> tuple[pd.DataFrame, pd.DataFrame]:
+    df = generate_cohort(n_rows=2500, seed=11)
+    return df.iloc[:1500].reset_index(drop=True), df.iloc[1500:].reset_index(drop=True)
+
+
+def _fit(role: str, model_type: str, train: pd.DataFrame) -> Pipeline:
+    if role == "diagnosis":
+        y = encode_labels(train["diagnosis"], ED_COHORT.diagnosis.codes)
+        pipe = diagnosis.build_pipeline(ED_COHORT, model_type, ROUNDS[model_type], seed=1)
+        return pipe.fit(train, y)
+    y = encode_labels(train["treatment"], ED_COHORT.treatment.codes)  # type: ignore[union-attr]
+    pipe = treatment.build_pipeline(ED_COHORT, model_type, ROUNDS[model_type], seed=1)
+    return pipe.fit(train, y)
+
+
+def _columns(df: pd.DataFrame) -> dict[str, np.ndarray]:
+    """What the API hands over: one NumPy array per raw field (object arrays for strings)."""
+    return {c: df[c].to_numpy() for c in df.columns}
+
+
+@pytest.mark.parametrize("model_type", ["catboost", "xgboost"])
+@pytest.mark.parametrize("role", ["diagnosis", "treatment"])
+def test_fast_path_matches_pipeline(
+    cohort: tuple[pd.DataFrame, pd.DataFrame], role: str, model_type: str
+) -> None:
+    train, test = cohort
+    pipe = _fit(role, model_type, train)
+    rows = test.sample(1000, random_state=5, replace=False).reset_index(drop=True)
+    if role == "treatment":  # at serving time the treatment model gets a predicted diagnosis
+        rng = np.random.default_rng(0)
+        rows = rows.assign(diagnosis=rng.choice(ED_COHORT.diagnosis.codes, len(rows)))
+    fast = FastPipeline.from_pipeline(pipe)
+    expected = pipe.predict_proba(rows)
+    cols = _columns(rows)
+    np.testing.assert_allclose(fast.predict_proba(cols), expected, atol=1e-6, rtol=0)
+    single = np.vstack(
+        [fast.predict_proba({k: v[i : i + 1] for k, v in cols.items()}) for i in range(len(rows))]
+    )
+    np.testing.assert_allclose(single, expected, atol=1e-6, rtol=0)
+    # micro-batches of mixed sizes, as the API's batcher forms them
+    chunks = [
+        fast.predict_proba({k: v[a:b] for k, v in cols.items()})
+        for a, b in ((0, 7), (7, 71), (71, 1000))
+    ]
+    np.testing.assert_allclose(np.vstack(chunks), expected, atol=1e-6, rtol=0)
+    assert fast.transform_matrix(cols).shape[1] == len(fast.sources)
+
+
+def test_fast_path_explains_in_original_fields(cohort: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    train, test = cohort
+    fast = FastPipeline.from_pipeline(_fit("diagnosis", "catboost", train))
+    cols = _columns(test.head(50))
+    importance = fast.global_importance(cols)
+    assert set(importance) == set(ED_COHORT.feature_names)
+    assert list(importance.values()) == sorted(importance.values(), reverse=True)
+    proba = fast.predict_proba(cols)
+    contrib = fast.explain(cols, proba.argmax(axis=1))
+    assert len(contrib) == 50 and set(contrib[0]) == set(ED_COHORT.feature_names)
+
+
+def test_coherent_choice_never_returns_a_disallowed_treatment() -> None:
+    classes = ["a", "b", "c"]
+    allowed = learn_allowed_pairs(
+        ["x"] * 10 + ["y"] * 10, ["a"] * 9 + ["c"] + ["b"] * 10, min_count=2
+    )
+    assert allowed == {"x": ["a"], "y": ["b"]}  # the single x->c is noise
+    proba = np.array([[0.1, 0.1, 0.8], [0.7, 0.2, 0.1], [0.2, 0.3, 0.5]])
+    codes, out = coherent_choice(["x", "y", "unknown"], proba, classes, allowed)
+    assert codes == ["a", "b", "c"]
+    np.testing.assert_allclose(out.sum(axis=1), 1.0)
+    assert out[0, 2] == 0 and out[1, 0] == 0
+    # all mass on disallowed treatments: the allowed ones share it
+    codes, out = coherent_choice(["x"], np.array([[0.0, 0.0, 1.0]]), classes, allowed)
+    assert codes == ["a"] and out[0, 0] == 1.0
