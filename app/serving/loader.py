@@ -19,10 +19,9 @@ from typing import Any, TypeVar
 from app.errors import ModelLoadError, ModelNotReadyError
 from app.monitoring import metrics
 from app.serving.bundle import ModelBundle, check_compatible
-from app.serving.predictor import Prediction, Predictor, Record
+from app.serving.predictor import Prediction, Predictor, Record, probe_records
 from app.serving.sources import LoadedPair, limit_mlflow_http, load_bentoml, load_mlflow
 from app.settings import Settings
-from train_pipeline.contract import ED_COHORT
 from train_pipeline.models.fast import FastPipeline
 
 logger = logging.getLogger(__name__)
@@ -60,17 +59,7 @@ async def run_in_daemon_thread(fn: Callable[[], T]) -> T:
 
 def warmup_record() -> dict[str, Any]:
     """A valid mid-range record built from the contract (warms both fast paths at load)."""
-    rec: dict[str, Any] = {}
-    for f in ED_COHORT.features:
-        if f.kind in ("numeric", "integer") and f.minimum is not None and f.maximum is not None:
-            rec[f.name] = (f.minimum + f.maximum) / 2 if f.kind == "numeric" else int(f.maximum)
-        elif f.kind == "categorical":
-            rec[f.name] = f.categories[0] if f.categories else None
-        elif f.kind == "multilabel":
-            rec[f.name] = list(f.categories[:1])
-        else:
-            rec[f.name] = f.default
-    return rec
+    return probe_records()[0]
 
 
 def build_bundle(load: Callable[[], LoadedPair], top_k: int) -> tuple[ModelBundle, Predictor]:

@@ -18,6 +18,7 @@ import numpy as np
 from app.monitoring import metrics
 from app.serving.bundle import ModelBundle, class_codes
 from app.serving.quality import QualityAssessment, assess
+from app.serving.reuse import SharedFeatures
 from app.serving.rules import ClinicalWarning, evaluate
 from train_pipeline.contract import ED_COHORT, Feature, TaskContract
 from train_pipeline.models.coherence import coherent_choice
@@ -114,6 +115,33 @@ def build_columns(records: Sequence[Record], features: Sequence[Feature]) -> dic
     return cols
 
 
+def probe_records(task: TaskContract = ED_COHORT) -> list[dict[str, Any]]:
+    """Valid records built from the contract: mid-range, minimum, maximum, and bare.
+
+    Used to warm the models up at load and to verify the shared-features shortcut.
+    """
+    mid: dict[str, Any] = {}
+    low: dict[str, Any] = {}
+    high: dict[str, Any] = {}
+    bare: dict[str, Any] = {}
+    for f in task.features:
+        if f.kind in ("numeric", "integer") and f.minimum is not None and f.maximum is not None:
+            middle = (f.minimum + f.maximum) / 2
+            mid[f.name] = round(middle) if f.kind == "integer" else middle
+            low[f.name], high[f.name] = f.minimum, f.maximum
+        elif f.kind == "categorical":
+            first = f.categories[0] if f.categories else None
+            mid[f.name] = low[f.name] = bare[f.name] = first
+            high[f.name] = f.categories[-1] if f.categories else None
+        elif f.kind == "multilabel":
+            mid[f.name], low[f.name], high[f.name] = list(f.categories[:1]), [], list(f.categories)
+        else:
+            mid[f.name], low[f.name], high[f.name] = f.default, False, True
+        if f.tier == "required" and f.name not in bare:
+            bare[f.name] = mid[f.name]
+    return [mid, low, high, bare]
+
+
 class Predictor:
     """Scores canonical records with one `ModelBundle` (immutable; build a new one per bundle).
 
@@ -146,6 +174,12 @@ class Predictor:
         }
         self._allowed = bundle.meta.allowed_pairs
         self._model_info = bundle.info()
+        self._shared = SharedFeatures.probe(
+            bundle.diagnosis,
+            bundle.treatment,
+            self._diag_classes,
+            build_columns(probe_records(task), self._features),
+        )
 
     def predict_many(self, records: Sequence[Record]) -> list[Prediction]:
         """Predict every record; `insufficient` ones get no model call and None outputs."""
@@ -179,16 +213,24 @@ class Predictor:
         self, records: list[Record], index: list[int]
     ) -> tuple[dict[int, DiagnosisResult], dict[int, ClassScore]]:
         t0 = time.perf_counter()
+        diag, treat = self.bundle.diagnosis, self.bundle.treatment
         cols = build_columns(records, self._features)
-        X = self.bundle.diagnosis.transform_matrix(cols)
+        raw = diag.features.transform_columns(cols)
+        X = diag.imputer.transform_array(diag.encoder.transform_array(raw))
         t1 = time.perf_counter()
-        proba = self.bundle.diagnosis.predict_proba_matrix(X)
+        proba = diag.predict_proba_matrix(X)
         k = min(self.top_k, proba.shape[1])
         order = np.argsort(-proba, axis=1, kind="stable")[:, :k]
         diag_codes = [self._diag_classes[j] for j in order[:, 0]]
         t2 = time.perf_counter()
-        cols[DIAGNOSIS_COLUMN] = diag_codes
-        treat_raw = self.bundle.treatment.predict_proba(cols)
+        if self._shared is not None:  # the diagnosis' raw features + the code column
+            traw = self._shared.treatment_raw(raw, diag_codes)
+            treat_raw = treat.predict_proba_matrix(
+                treat.imputer.transform_array(treat.encoder.transform_array(traw))
+            )
+        else:
+            cols[DIAGNOSIS_COLUMN] = diag_codes
+            treat_raw = treat.predict_proba(cols)
         treat_codes, treat_proba = coherent_choice(
             diag_codes, treat_raw, self._treat_classes, self._allowed
         )
