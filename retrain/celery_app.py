@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 from celery.schedules import crontab
 
 from app.settings import Settings, get_settings
@@ -75,6 +75,14 @@ def make_celery(settings: Settings | None = None) -> Celery:
         worker_hijack_root_logger=False,
     )
     return app
+
+
+@signals.setup_logging.connect
+def _use_app_logging(**_: Any) -> None:
+    """Workers and Beat log JSON lines like the API (connecting here stops Celery's setup)."""
+    from app.log_config import configure_logging
+
+    configure_logging(get_settings().log_level)
 
 
 app = make_celery()
