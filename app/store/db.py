@@ -113,3 +113,32 @@ def downgrade(url: str, revision: str = "base") -> None:
     """Migrate the database at ``url`` down to ``revision`` (``base`` drops every table)."""
     logger.info("migrating store down", extra={"revision": revision})
     command.downgrade(alembic_config(url), revision)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m app.store.db upgrade|downgrade [revision]`` on ``HP_DATABASE_URL``."""
+    import argparse
+
+    from app.log_config import configure_logging
+    from app.settings import get_settings
+
+    parser = argparse.ArgumentParser(prog="python -m app.store.db", description=main.__doc__)
+    parser.add_argument("command", choices=("upgrade", "downgrade"))
+    parser.add_argument(
+        "revision",
+        nargs="?",
+        default=None,
+        help="target revision (default: head for upgrade, base for downgrade)",
+    )
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    if args.command == "upgrade":
+        upgrade(settings.database_url, args.revision or "head")
+    else:
+        downgrade(settings.database_url, args.revision or "base")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
