@@ -73,6 +73,7 @@ class Server:
     proc: subprocess.Popen[bytes] | None = None
     ready_s: float = math.nan
     rss_mib: float = math.nan
+    mean_batch: float = math.nan
     results: list[Result] = field(default_factory=list)
 
 
@@ -221,6 +222,19 @@ def stop(server: Server) -> None:
         server.proc.wait()
 
 
+def model_calls(port: int) -> float:
+    """Mean records per diagnosis model call so far, from HealthPredict's /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    calls = predictions = 0.0
+    for line in text.splitlines():
+        if line.startswith('healthpredict_stage_duration_seconds_count{stage="diagnosis"}'):
+            calls = float(line.rsplit(" ", 1)[1])
+        elif line.startswith("healthpredict_predictions_total{"):
+            predictions += float(line.rsplit(" ", 1)[1])
+    return predictions / calls if calls else math.nan
+
+
 # --- wrk ---------------------------------------------------------------------------------------
 def wrk(
     server: Server,
@@ -346,6 +360,13 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000, help="patients per batch request")
     parser.add_argument("--only", default="a,b,c,d,e", help="targets to run")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument(
+        "--hp-env",
+        action="append",
+        default=[],
+        metavar="HP_X=VALUE",
+        help="extra setting for the HealthPredict server (tuning runs)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk not found: apt-get install -y wrk (make bench does it)")
@@ -379,6 +400,9 @@ def main() -> None:
                         f"p99 {r.p99_ms:.2f} ms, errors {r.errors}"
                     )
             server.rss_mib = tree_rss_mib(server.proc.pid) if server.proc else math.nan
+            if server.key == "a":
+                server.mean_batch = model_calls(port)
+                console.log(f"micro-batching: {server.mean_batch:.2f} requests per model call")
             if server.key == "a" and "e" in wanted:
                 for conns in (1, 2):
                     r = wrk(server, port, conns, args.duration, "/predict/batch", bodies["batch"])
@@ -397,7 +421,7 @@ def main() -> None:
     path = args.out / f"{datetime.now(UTC):%Y-%m-%d}.md"
     path.write_text(report)
     console.print(report)
-    console.log(f"written to {path.relative_to(ROOT)} (server logs in {tmp})")
+    console.log(f"written to {path} (server logs in {tmp})")
 
 
 def versions() -> str:
@@ -435,11 +459,12 @@ def render(
     load_before: tuple[float, ...],
     load_after: tuple[float, ...],
 ) -> str:
+    extra = "".join(f" --hp-env {kv}" for kv in args.hp_env)
     lines = [
         f"# Benchmark {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         "",
         f"Command: `python bench/run.py --duration {args.duration:g} --warmup {args.warmup:g}"
-        f" --only {args.only}` (`make bench`). wrk, loopback, one worker per server, "
+        f" --only {args.only}{extra}` (`make bench`). wrk, loopback, one worker per server, "
         f"{args.duration:g} s per measurement after a {args.warmup:g} s warm-up at 8 connections; "
         "each request a different cohort patient.",
         "",
@@ -461,6 +486,15 @@ def render(
             f"| {_f(eight, 'rps')} | {_f(eight, 'p50_ms', ' ms')} | {_f(eight, 'p99_ms', ' ms')} "
             f"| {sum(r.errors for r in s.results)} | {s.rss_mib:.0f} MiB | {s.ready_s:.1f} s |"
         )
+    for s in todo:
+        if s.key == "a" and not math.isnan(s.mean_batch):
+            lines += [
+                "",
+                f"(a) micro-batching: {s.mean_batch:.2f} requests per model call on "
+                "average over its warm-up and both runs (from its /metrics).",
+            ]
+        if s.key == "a" and args.hp_env:
+            lines += ["", f"(a) settings: {', '.join(args.hp_env)}"]
     rps = {s.key: {r.connections: r.rps for r in s.results} for s in todo}
     if rps.get("a"):
         lines += ["", "Ratios (HealthPredict a over the others, req/s):", ""]

@@ -240,17 +240,17 @@ class Predictor:
             metrics.observe_stage("diagnosis", t2 - t1)
             metrics.observe_stage("treatment", t3 - t2)
 
-        labels, dclasses = self._diag_labels, self._diag_classes
-        tcol = {c: j for j, c in enumerate(self._treat_classes)}
+        # Plain Python lists: indexing NumPy scalars one by one costs more than the trees.
+        labels, dclasses, tlabels = self._diag_labels, self._diag_classes, self._treat_labels
+        top_probs = np.take_along_axis(proba, order, axis=1).tolist()
+        chosen = treat_proba.max(axis=1).tolist()  # the chosen code is the renormalised argmax
         diagnoses: dict[int, DiagnosisResult] = {}
         treatments: dict[int, ClassScore] = {}
-        for row, i in enumerate(index):
-            top = [ClassScore(dclasses[j], labels[j], float(proba[row, j])) for j in order[row]]
+        for row, (i, js, ps) in enumerate(zip(index, order.tolist(), top_probs, strict=True)):
+            top = [ClassScore(dclasses[j], labels[j], p) for j, p in zip(js, ps, strict=True)]
             diagnoses[i] = DiagnosisResult(top[0].code, top[0].label, top[0].probability, top)
             code = treat_codes[row]
-            treatments[i] = ClassScore(
-                code, self._treat_labels[code], float(treat_proba[row, tcol[code]])
-            )
+            treatments[i] = ClassScore(code, tlabels[code], chosen[row])
         return diagnoses, treatments
 
     def _assemble(

@@ -62,21 +62,18 @@ def _tier_names(task: TaskContract) -> _TierNames:
 _ED = _tier_names(ED_COHORT)
 
 
-def _absent(record: Mapping[str, Any], name: str) -> bool:
-    return record.get(name) is None
-
-
 def assess(record: Mapping[str, Any], task: TaskContract = ED_COHORT) -> QualityAssessment:
     """Grade one canonical record (absent key and ``None`` both count as missing)."""
     names = _ED if task is ED_COHORT else _tier_names(task)
-    missing_critical = [n for n in names.critical if _absent(record, n)]
-    missing = [n for n in names.reported if _absent(record, n)]
+    get = record.get
+    missing = [n for n in names.reported if get(n) is None]
+    missing_critical = [n for n in names.critical if get(n) is None]
     quality: Quality
     if len(missing_critical) >= INSUFFICIENT_CRITICAL_MISSING:
         quality = "insufficient"
     elif missing_critical:
         quality = "low"
-    elif any(_absent(record, n) for n in names.important):
+    elif any(get(n) is None for n in names.important):
         quality = "medium"
     else:
         quality = "high"
