@@ -1,24 +1,31 @@
 """SHAP explanations of the predicted diagnosis, in the contract's original field names.
 
-Exact tree SHAP from the booster itself (CatBoost ``ShapValues``, XGBoost ``pred_contribs``) on the
-model's input matrix (`FastPipeline.transform_matrix`), then summed back onto the original fields
-with the pipeline's column sources (`FastPipeline.to_original`): the 33 symptom flags add up into
-``symptoms``, and a derived column of several fields (shock index = heart rate / systolic BP) is
-split equally between them. Contributions are in raw-score units (the log-odds / softmax input of
-the predicted class), so ``base_value + sum(contributions) == raw_score`` for every patient.
+Exact tree SHAP on the model's input matrix (`FastPipeline.transform_matrix`): for CatBoost from
+per-tree tables precomputed once per model (`oblivious_shap`: ~0.3 ms a patient instead of
+~5-10 ms for CatBoost's ``ShapValues``, same values), for XGBoost from ``pred_contribs``. Then
+summed back onto the original fields with the pipeline's column sources
+(`FastPipeline.to_original`): the 33 symptom flags add up into ``symptoms``, and a derived
+column of several fields (shock index = heart rate / systolic BP) is split equally between
+them. Contributions are in raw-score units (the log-odds / softmax input of the predicted
+class), so ``base_value + sum(contributions) == raw_score`` for every patient.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from app.serving.oblivious_shap import ObliviousTreeShap
 from train_pipeline.contract import ED_COHORT, SYMPTOM_SEPARATOR, TaskContract
 from train_pipeline.models.fast import FastPipeline
 
+logger = logging.getLogger(__name__)
 DEFAULT_TOP_N = 5
 
 
@@ -39,19 +46,63 @@ class Explanation:
     contributions: dict[str, float]
 
 
-def raw_shap(pipeline: FastPipeline, X: np.ndarray) -> np.ndarray:
-    """SHAP values with the bias as last column: (n, K, F + 1); K = 1 for a binary model."""
+# id(model) -> its explainer; entries go when the model is garbage-collected (a reload).
+_fast: dict[int, ObliviousTreeShap | None] = {}
+_fast_lock = threading.Lock()
+
+
+def _native_shap(pipeline: FastPipeline, X: np.ndarray) -> np.ndarray:
     if pipeline.kind == "catboost":
         from catboost import Pool
 
-        vals = pipeline.model.get_feature_importance(
-            Pool(X), type="ShapValues", thread_count=pipeline.single_row_threads
+        return np.asarray(
+            pipeline.model.get_feature_importance(
+                Pool(X), type="ShapValues", thread_count=pipeline.single_row_threads
+            ),
+            dtype=float,
         )
-    else:
-        from xgboost import DMatrix
+    from xgboost import DMatrix
 
-        vals = pipeline.model.get_booster().predict(DMatrix(X), pred_contribs=True)
-    vals = np.asarray(vals, dtype=float)
+    return np.asarray(pipeline.model.get_booster().predict(DMatrix(X), pred_contribs=True))
+
+
+def fast_explainer(pipeline: FastPipeline) -> ObliviousTreeShap | None:
+    """The precomputed CatBoost explainer of ``pipeline`` (built once, ~1-2 s), or None.
+
+    It is checked against CatBoost's own ``ShapValues`` on a few random rows when built; any
+    difference or unsupported model disables it (CatBoost's slower native path is used).
+    """
+    if pipeline.kind != "catboost":
+        return None
+    with _fast_lock:
+        key = id(pipeline.model)
+        if key in _fast:
+            return _fast[key]
+        explainer: ObliviousTreeShap | None
+        try:
+            explainer = ObliviousTreeShap(pipeline.model)
+            rows = np.random.default_rng(0).normal(0, 3, (4, explainer.n_features))
+            if not np.allclose(
+                explainer.shap_values(rows), _native_shap(pipeline, rows), atol=1e-8
+            ):
+                raise ValueError("differs from CatBoost's ShapValues")
+        except Exception as exc:
+            logger.warning("fast SHAP disabled, using CatBoost's own: %s", exc)
+            explainer = None
+        _fast[key] = explainer
+        weakref.finalize(pipeline.model, _fast.pop, key, None)
+        return explainer
+
+
+def prepare(bundle: Any) -> None:
+    """Build the fast explainer now (e.g. at model load) instead of on the first request."""
+    fast_explainer(bundle.diagnosis)
+
+
+def raw_shap(pipeline: FastPipeline, X: np.ndarray) -> np.ndarray:
+    """SHAP values with the bias as last column: (n, K, F + 1); K = 1 for a binary model."""
+    explainer = fast_explainer(pipeline)
+    vals = explainer.shap_values(X) if explainer is not None else _native_shap(pipeline, X)
     return vals[:, None, :] if vals.ndim == 2 else vals
 
 

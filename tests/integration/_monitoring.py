@@ -133,6 +133,10 @@ def running_app(
 
             wait_for(ready, timeout_s, f"{base}/health/ready")
             yield AppProcess(base, proc.pid)
+        except BaseException as exc:
+            tail = log_path.read_text(errors="replace").splitlines()[-40:]
+            exc.add_note("app log tail:\n" + "\n".join(line[:300] for line in tail))
+            raise
         finally:
             proc.terminate()
             try:

@@ -108,3 +108,26 @@ def test_explain_returns_top_n_with_patient_values(bundle: TinyBundle, cohort: A
 def test_explain_many_gives_one_list_per_row(bundle: TinyBundle, cohort: Any) -> None:
     out = explain_many(bundle, columns(cohort.head(6)), top_n=2)
     assert [len(x) for x in out] == [2] * 6
+
+
+def test_fast_catboost_shap_equals_catboost_shapvalues(cohort: Any) -> None:
+    """The precomputed tables give CatBoost's own ShapValues, for trees of several depths."""
+    from catboost import Pool
+
+    from app.serving.explain import fast_explainer
+
+    pipe = build_pipeline(ED_COHORT, "catboost", {"iterations": 25, "depth": 6}, seed=1)
+    pipe.fit(cohort[list(ED_COHORT.feature_names)], cohort["diagnosis"])
+    fp = FastPipeline.from_pipeline(pipe)
+    fast = fast_explainer(fp)
+    assert fast is not None, "fast path refused the model"
+    X = fp.transform_matrix(columns(cohort.head(60)))
+    native = np.asarray(fp.model.get_feature_importance(Pool(X), type="ShapValues"))
+    np.testing.assert_allclose(fast.shap_values(X), native, atol=1e-9)
+
+
+def test_fast_path_is_the_one_used_for_catboost(bundle: TinyBundle) -> None:
+    from app.serving.explain import fast_explainer
+
+    fast = fast_explainer(bundle.diagnosis)
+    assert (fast is not None) == (bundle.diagnosis.kind == "catboost")
