@@ -43,19 +43,37 @@ async def test_lone_submit_is_not_delayed_by_the_window() -> None:
 
 async def test_window_gathers_staggered_arrivals_once_concurrency_is_seen() -> None:
     fn = Recorder()
-    batcher = MicroBatcher(fn, window_ms=300, max_size=64)
-    await asyncio.gather(*(batcher.submit(i) for i in range(8)))  # teaches: 8 at a time
+    batcher = MicroBatcher(fn, window_ms=200, max_size=64)
+    await asyncio.gather(*(batcher.submit(i) for i in range(8)))  # concurrency seen
 
     async def late(i: int) -> int:
         await asyncio.sleep(0.01 * i)
         return await batcher.submit(i)
 
-    start = time.perf_counter()
     results = await asyncio.gather(*(late(i) for i in range(8)))
-    elapsed = time.perf_counter() - start
     assert results == [i * 2 for i in range(8)]
     assert fn.calls[1] == list(range(8))  # one call, although they arrived 10 ms apart
-    assert elapsed < 0.25  # flushed as soon as the expected 8 were in, not after 300 ms
+
+
+async def test_full_batch_does_not_wait_for_the_window() -> None:
+    fn = Recorder()
+    batcher = MicroBatcher(fn, window_ms=5000, max_size=4)
+    await asyncio.gather(*(batcher.submit(i) for i in range(2)))  # concurrency seen
+    start = time.perf_counter()
+    assert await asyncio.gather(*(batcher.submit(i) for i in range(4))) == [0, 2, 4, 6]
+    assert time.perf_counter() - start < 1.0
+    assert fn.calls[1] == [0, 1, 2, 3]
+
+
+async def test_back_to_no_wait_after_concurrency_ends() -> None:
+    fn = Recorder()
+    batcher = MicroBatcher(fn, window_ms=300, max_size=64)
+    await asyncio.gather(*(batcher.submit(i) for i in range(3)))
+    for i in range(8):  # lone requests: each waits the window until 8 batches of one
+        await batcher.submit(i)
+    start = time.perf_counter()
+    await batcher.submit(42)
+    assert time.perf_counter() - start < 0.2
 
 
 async def test_window_expires_when_fewer_arrive() -> None:
@@ -104,7 +122,7 @@ async def test_thread_mode_groups_and_orders() -> None:
 async def test_cancelled_waiter_is_dropped_before_the_call() -> None:
     fn = Recorder()
     batcher = MicroBatcher(fn, window_ms=100, max_size=64)
-    await asyncio.gather(*(batcher.submit(i) for i in range(4)))  # expects 4: windows on
+    await asyncio.gather(*(batcher.submit(i) for i in range(4)))  # concurrency seen: windows on
     doomed = asyncio.create_task(batcher.submit(99))
     kept = asyncio.create_task(batcher.submit(7))
     await asyncio.sleep(0.01)
