@@ -157,6 +157,7 @@ class RequestContextMiddleware:
         route = scope.get("route")
         state = scope.get("state", {})
         extra = {
+            "request_id": state.get("request_id"),
             "method": scope["method"],
             "route": getattr(route, "path", None) or "<unmatched>",
             "status": status,

@@ -1,0 +1,89 @@
+"""AuditWriter over a real SQLite store: batching, backpressure, retry, drain on shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from app.audit import AuditWriter
+from app.store import db
+from app.store.tables import PredictionRow
+
+
+def _row(i: int) -> dict[str, Any]:
+    return {
+        "id": f"00000000-0000-4000-8000-{i:012d}",
+        "model_source": "mlflow",
+        "diagnosis_version": "1",
+        "treatment_version": "1",
+        "run_id": "run",
+        "inputs": {"age": 40 + i % 50, "sex": "F"},
+        "outputs": {"prediction_quality": "high"},
+        "diagnosis_code": "pneumonia",
+        "treatment_code": "oral_antibiotics",
+        "quality": "high",
+    }
+
+
+def _count(url: str) -> int:
+    engine = db.make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(PredictionRow)).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def _store(tmp_path: Path, migrate: bool = True) -> tuple[str, Any]:
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    if migrate:
+        db.upgrade(url)
+    return url, db.make_sessionmaker(db.make_engine(url))
+
+
+async def test_every_row_is_written_and_the_queue_drains_on_stop(tmp_path: Path) -> None:
+    url, sessions = _store(tmp_path)
+    depths: list[int] = []
+    writer = AuditWriter(sessions, max_queue=50, batch_size=20, on_depth=depths.append)
+    writer.start()
+    # 500 rows through a 50-row queue: enqueue must wait for room (backpressure), never drop.
+    await asyncio.gather(*(writer.enqueue(_row(i)) for i in range(500)))
+    await writer.stop()
+    assert writer.enqueued == writer.written == 500 and writer.lost == 0
+    assert _count(url) == 500
+    assert depths and max(depths) <= 50
+
+
+async def test_flush_waits_until_rows_are_readable(tmp_path: Path) -> None:
+    url, sessions = _store(tmp_path)
+    writer = AuditWriter(sessions)
+    writer.start()
+    await writer.enqueue_many([_row(i) for i in range(3)])
+    await writer.flush()
+    assert _count(url) == 3
+    await writer.stop()
+
+
+async def test_a_failing_store_is_retried_until_it_works(tmp_path: Path) -> None:
+    url, sessions = _store(tmp_path, migrate=False)  # no tables yet: inserts fail
+    writer = AuditWriter(sessions, retry_delay_s=0.05)
+    writer.start()
+    await writer.enqueue(_row(1))
+    await asyncio.sleep(0.3)
+    assert writer.written == 0
+    await asyncio.to_thread(db.upgrade, url)  # the store comes back
+    await asyncio.wait_for(writer.flush(), timeout=30)
+    await writer.stop()
+    assert _count(url) == 1 and writer.lost == 0
+
+
+async def test_rows_are_given_up_only_at_shutdown_and_counted(tmp_path: Path) -> None:
+    _, sessions = _store(tmp_path, migrate=False)
+    writer = AuditWriter(sessions, retry_delay_s=0.01)
+    writer.start()
+    await writer.enqueue(_row(1))
+    await asyncio.wait_for(writer.stop(), timeout=30)
+    assert writer.lost == 1 and writer.written == 0
