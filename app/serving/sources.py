@@ -43,6 +43,7 @@ _MLFLOW_HTTP_ENV = (
     "MLFLOW_HTTP_REQUEST_TIMEOUT",
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR",
 )
 _SET_BY_OPERATOR = frozenset(k for k in _MLFLOW_HTTP_ENV if k in os.environ)
 
@@ -57,6 +58,7 @@ def limit_mlflow_http(timeout_s: float) -> None:
         "MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, math.ceil(timeout_s))),
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
         "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0",
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # tqdm bars in the service's log
     }
     for key, value in ours.items():
         if key not in _SET_BY_OPERATOR:
