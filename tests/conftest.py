@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-TINY_ROWS = 2500
-TINY_TREES = 40
+TINY_ROWS = 2000
+TINY_TREES = 30
 TINY_SEED = 7
 
 

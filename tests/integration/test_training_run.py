@@ -122,11 +122,9 @@ def test_bentoml_store_links_to_the_run(trained_store: Any) -> None:
 
 
 def test_no_duplicate_crosses_the_split() -> None:
-    base = pd.DataFrame(
-        {"a": [1.0, 2.0, 3.0, np.nan] * 25, "b": list("xyzw") * 25, "y": ["p", "q"] * 50}
-    )
-    base["a"] = base["a"] + np.repeat(np.arange(25), 4)  # 100 rows, 100 distinct...
-    data = pd.concat([base, base.head(30).assign(y="q")])  # ...plus 30 copies, some relabelled
+    base = pd.DataFrame({"a": np.arange(100.0), "b": list("xyzw") * 25, "y": ["p", "q"] * 50})
+    base.loc[:3, "a"] = np.nan  # NaN features still identify duplicates (b differs here)
+    data = pd.concat([base, base.head(30).assign(y="q")])  # 30 copies, some relabelled
     train_df, test_df = split_dataset(data, ["a", "b"], "y", test_size=0.3, seed=1)
     assert len(train_df) + len(test_df) == len(dedupe(data, ["a", "b"])) == 100
     key = ["a", "b"]

@@ -220,8 +220,8 @@ def test_directional_sepsis_signs_raise_sepsis(model: Any, classes: list[str]) -
         },
     ]
     p = model.predict_proba(frame(*({**base, **s} for s in steps)))[:, k]
-    assert p[-1] > p[0] + 0.2, p
-    assert np.all(np.diff(p) > -0.05), p  # each added sign never lowers it materially
+    assert p[-1] > 3 * p[0] and p[-1] - p[0] > 0.1, p
+    assert np.all(np.diff(p) > -0.02), p  # each added sign never lowers it materially
 
 
 def test_directional_troponin_raises_acs(model: Any, classes: list[str]) -> None:
