@@ -215,6 +215,46 @@ async def unhandled_error_handler(request: Request, exc: Exception) -> Response:
     )
 
 
+class BodySizeLimitMiddleware:
+    """413 in our shape for request bodies above ``max_bytes``: at once when Content-Length
+    says so, or as soon as a chunked body goes past it (Starlette's own limiter answers in
+    plain text)."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                response = self._too_large(scope)
+                await response(scope, receive, send)
+                return
+        seen = 0
+
+        async def counting_receive() -> Any:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise StarletteHTTPException(413, f"Request body above {self.max_bytes} bytes")
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+    def _too_large(self, scope: Any) -> Response:
+        request_id = scope.get("state", {}).get("request_id")
+        return error_response(
+            413,
+            "payload_too_large",
+            f"Request body above {self.max_bytes} bytes (see HP_BATCH_MAX_SIZE)",
+            headers={REQUEST_ID_HEADER: request_id} if request_id else None,
+        )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handler set on an app."""
     app.add_exception_handler(AppError, app_error_handler)

@@ -16,7 +16,7 @@ from app.api import api_router
 from app.api.health import APP_VERSION
 from app.api.predict import build_batcher
 from app.audit import AuditWriter
-from app.errors import FastJSONResponse, install_error_handlers
+from app.errors import BodySizeLimitMiddleware, FastJSONResponse, install_error_handlers
 from app.log_config import RequestContextMiddleware, configure_logging
 from app.monitoring import metrics
 from app.security.api_keys import ApiKeyStore
@@ -26,6 +26,7 @@ from app.settings import Settings, get_settings
 from app.store import db
 
 logger = logging.getLogger(__name__)
+MAX_RECORD_BYTES = 4096
 
 DESCRIPTION = """Clinical prediction service: a diagnosis, a treatment coherent with it, how much
 to trust them (prediction quality, NEWS2, warnings) and the models that answered.
@@ -88,8 +89,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_router)
     app.add_api_route("/", _to_docs, methods=["GET"], include_in_schema=False)
     metrics.install(app, settings)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_body_bytes(settings))
     app.add_middleware(RequestContextMiddleware, access_log=settings.access_log)  # outermost
     return app
+
+
+def max_body_bytes(settings: Settings) -> int:
+    """Request bodies above this are refused (413) before being read: a full batch of generous
+    records plus headroom (a typical record is well under 1 KB of JSON)."""
+    return settings.batch_max_size * MAX_RECORD_BYTES + 64 * 1024
 
 
 async def _to_docs() -> RedirectResponse:

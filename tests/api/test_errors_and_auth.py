@@ -145,3 +145,23 @@ def test_openapi_declares_every_error(degraded_client: TestClient) -> None:
     assert record["additionalProperties"] is False
     assert record["properties"]["sex"]["enum"] == ["M", "F"]
     assert "X-API-Key" in str(spec["components"]["securitySchemes"])
+
+
+def test_oversized_body_is_413_in_our_shape(tmp_path: Path) -> None:
+    app = create_app(make_settings(tmp_path, batch_max_size=1))
+    with TestClient(app) as test_client:
+        huge = {"records": [make_patient(symptoms=["fever"] * 30)] * 200}  # ~100 KB of JSON
+        response = test_client.post("/predict/batch", json=huge, headers=CLINICIAN)
+        assert_error(response, 413, "payload_too_large")
+
+
+def test_oversized_chunked_body_is_413(tmp_path: Path) -> None:
+    app = create_app(make_settings(tmp_path, batch_max_size=1))
+    chunks = (b" " * 8192 for _ in range(20))  # no Content-Length: counted while read
+    with TestClient(app) as test_client:
+        response = test_client.post(
+            "/predict/batch",
+            content=chunks,
+            headers={**CLINICIAN, "content-type": "application/json"},
+        )
+        assert_error(response, 413, "payload_too_large")
