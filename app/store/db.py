@@ -6,10 +6,12 @@ SQLite (the embedded default) and PostgreSQL (``postgresql+psycopg://``) are bot
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
-from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -103,21 +105,44 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
+def _alembic(command_name: str, url: str, revision: str) -> None:
+    """Run an Alembic command in a child process (``python -m app.store.db``).
+
+    Alembic keeps its migration context in module globals (``alembic.context``, ``op``), and
+    MLflow runs its own Alembic migrations on a fresh SQLite tracking store: two migrations in
+    one process at once (e.g. the API's lifespan migrating the store while the model loader
+    opens MLflow) corrupt each other. A child process has globals of its own.
+    """
+    env = os.environ | {"HP_DATABASE_URL": url}  # env, not argv: never show a password in ps
+    proc = subprocess.run(
+        [sys.executable, "-m", "app.store.db", command_name, revision],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"alembic {command_name} {revision} failed: {proc.stderr[-2000:]}")
+
+
 def upgrade(url: str, revision: str = "head") -> None:
     """Migrate the database at ``url`` up to ``revision`` (``alembic upgrade head``)."""
     logger.info("migrating store up", extra={"revision": revision})
-    command.upgrade(alembic_config(url), revision)
+    _alembic("upgrade", url, revision)
 
 
 def downgrade(url: str, revision: str = "base") -> None:
     """Migrate the database at ``url`` down to ``revision`` (``base`` drops every table)."""
     logger.info("migrating store down", extra={"revision": revision})
-    command.downgrade(alembic_config(url), revision)
+    _alembic("downgrade", url, revision)
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m app.store.db upgrade|downgrade [revision]`` on ``HP_DATABASE_URL``."""
     import argparse
+
+    from alembic import command
 
     from app.log_config import configure_logging
     from app.settings import get_settings
@@ -133,10 +158,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = get_settings()
     configure_logging(settings.log_level)
+    revision = args.revision or ("head" if args.command == "upgrade" else "base")
+    cfg = alembic_config(settings.database_url)  # in THIS process: the child of _alembic()
     if args.command == "upgrade":
-        upgrade(settings.database_url, args.revision or "head")
+        command.upgrade(cfg, revision)
     else:
-        downgrade(settings.database_url, args.revision or "base")
+        command.downgrade(cfg, revision)
     return 0
 
 
