@@ -10,32 +10,22 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 console = Console()
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.factories
 
 
 def quantiles(samples: list[float]) -> dict[str, float]:
     ms = sorted(s * 1000 for s in samples)
     pick = lambda q: ms[min(len(ms) - 1, int(q * len(ms)))]  # noqa: E731
     return {"p50": statistics.median(ms), "p95": pick(0.95), "p99": pick(0.99), "n": len(ms)}
-
-
-def time_calls(fn: Any, items: list[Any], warmup: int = 20) -> list[float]:
-    for item in items[:warmup]:
-        fn(item)
-    out = []
-    for item in items:
-        t0 = time.perf_counter()
-        fn(item)
-        out.append(time.perf_counter() - t0)
-    return out
 
 
 def main() -> None:
@@ -74,15 +64,26 @@ def main() -> None:
         records = [client.post("/predict", json=p, headers=headers).json() for p in payloads[:1]]
         assert records[0]["diagnosis"], records
         cols = [build_columns([p], features) for p in payloads]
-        results = {
-            "explain() alone": time_calls(lambda c: explain(bundle, c, 5), cols),
-            "POST /predict": time_calls(
-                lambda p: client.post("/predict", json=p, headers=headers), payloads
-            ),
-            "POST /predict?explain=true": time_calls(
-                lambda p: client.post("/predict?explain=true", json=p, headers=headers), payloads
+        results: dict[str, list[float]] = {
+            "explain() alone": [],
+            "POST /predict": [],
+            "POST /predict?explain=true": [],
+        }
+        cases = {
+            "explain() alone": lambda i: explain(bundle, cols[i], 5),
+            "POST /predict": lambda i: client.post("/predict", json=payloads[i], headers=headers),
+            "POST /predict?explain=true": lambda i: client.post(
+                "/predict?explain=true", json=payloads[i], headers=headers
             ),
         }
+        for call in cases.values():  # warm-up (builds the fast explainer)
+            for i in range(min(20, len(payloads))):
+                call(i)
+        for i in range(len(payloads)):  # interleaved, so a load change hits every case alike
+            for name, call in cases.items():
+                t0 = time.perf_counter()
+                call(i)
+                results[name].append(time.perf_counter() - t0)
     table = Table(title="explanation latency (ms)")
     for col in ("case", "n", "p50", "p95", "p99"):
         table.add_column(col)
