@@ -129,11 +129,12 @@ class RequestContextMiddleware:
                 break
         if request_id is None:
             request_id = uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
+        start = time.perf_counter()
+        state = scope.setdefault("state", {})
+        state["request_id"], state["started"] = request_id, start
         token = _request_id.set(request_id)
         header = (b"x-request-id", request_id.encode())
         status = 500
-        start = time.perf_counter()
 
         async def send_with_id(message: Any) -> None:
             nonlocal status

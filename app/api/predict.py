@@ -7,6 +7,7 @@ so they never block the loop. Every prediction, insufficient ones included, is a
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 
 from app.deps import AuditDep
 from app.errors import BatchTooLargeError, FastJSONResponse, ModelNotReadyError
+from app.monitoring import metrics
 from app.schemas.errors import ErrorResponse
 from app.schemas.patient import PATIENT_EXAMPLES, PatientRecord
 from app.schemas.prediction import (
@@ -83,13 +85,15 @@ async def create_prediction(
     Numbers must be JSON numbers (`"12"` is refused), booleans JSON booleans. Names may be
     canonical, camelCase or French; `glycemie` is taken in g/L and converted to mmol/L.
     """
+    _observe_parse(request)
     canonical = record.to_record()
     predictor = current_predictor(request.app.state.models)  # 503 after validation (422 first)
     prediction = await request.app.state.batcher.submit(canonical)
     body, row = _assemble(canonical, prediction)
     if explain and prediction.diagnosis is not None:
         body["explanation"] = await _explain(predictor.bundle, canonical)
-    await audit.enqueue(row)
+    with metrics.time_stage("audit_enqueue"):
+        await audit.enqueue(row)
     request.state.model_version = body["model"]["diagnosis_version"]
     return FastJSONResponse(body)
 
@@ -107,13 +111,23 @@ async def create_predictions(
 
     One model call per model for the whole batch, in a worker thread; each item is audited.
     """
+    _observe_parse(request)
     records = [r.to_record() for r in batch.records]
     predictor = current_predictor(request.app.state.models)
     predictions = await anyio.to_thread.run_sync(predictor.predict_many, records)
     pairs = [_assemble(rec, p) for rec, p in zip(records, predictions, strict=True)]
-    await audit.enqueue_many([row for _, row in pairs])
+    with metrics.time_stage("audit_enqueue"):
+        await audit.enqueue_many([row for _, row in pairs])
     request.state.model_version = predictor.bundle.diagnosis_version
     return FastJSONResponse({"count": len(pairs), "predictions": [body for body, _ in pairs]})
+
+
+def _observe_parse(request: Request) -> None:
+    """Stage ``parse_validate``: from the request's arrival (middleware) to the handler, i.e.
+    body read, JSON parse, auth and pydantic validation."""
+    started = request.scope.get("state", {}).get("started")
+    if started is not None:
+        metrics.observe_stage("parse_validate", time.perf_counter() - started)
 
 
 def _assemble(

@@ -189,3 +189,10 @@ def test_coherence_holds_when_the_raw_top_treatment_is_not_allowed(
         assert after.treatment.code in narrowed[after.diagnosis.code]
         changed += before.treatment is not None and before.treatment.code != after.treatment.code
     assert changed > 0, "the narrowed table must have overridden some raw favourites"
+
+
+def test_http_stages_are_timed(client: TestClient) -> None:
+    predict(client, make_patient())
+    text = client.get("/metrics").text
+    for stage in ("parse_validate", "audit_enqueue"):
+        assert f'healthpredict_stage_duration_seconds_count{{stage="{stage}"}}' in text
