@@ -169,7 +169,8 @@ def start(server: Server, port: int, log_dir: Path, timeout_s: float = 180) -> N
     server.proc = subprocess.Popen(
         server.cmd,
         cwd=ROOT,
-        env={**os.environ, **server.env},
+        # the venv's bin first: `mlflow models serve` execs `uvicorn` from PATH
+        env={**os.environ, "PATH": f"{Path(PY).parent}:{os.environ.get('PATH', '')}", **server.env},
         stdout=log,
         stderr=log,
         start_new_session=True,
