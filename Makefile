@@ -43,6 +43,8 @@ install-system: $(SYS_STAMP) ## install the Debian packages tests and benchmarks
 .PHONY: data
 data: install ## generate the synthetic ED cohort (data/clinical_cohort.csv, tracked by dataset.dvc)
 	$(PY) -m train_pipeline data --out $(COHORT)
+	@# caches the file when its md5 matches dataset.dvc; fails (no -f) if the generator drifted
+	$(VENV)/bin/dvc commit dataset.dvc
 	$(VENV)/bin/dvc status dataset.dvc
 
 $(COHORT): | $(STAMP)

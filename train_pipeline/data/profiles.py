@@ -34,11 +34,12 @@ Classes (share of rows; main shifts; hallmark symptoms with probability):
   fever, chills, confusion (0.1 + 0.5·s), plus a urinary or chest source in some.
 - ``stroke`` (5.5 %, age 73): SBP +45, DBP +18; focal weakness 0.82, speech difficulty 0.62,
   facial droop 0.55, GCS drop; hypertension x1.7, anticoagulants x2 (atrial fibrillation).
-- ``dka`` (1.5 %, rare, age 35): glucose x5 (≈ 28 mmol/L), bicarbonate -16, RR +14 (Kussmaul),
-  HR +35; polyuria 0.75, polydipsia 0.7, vomiting 0.65, abdominal pain; known diabetes 92 %.
+- ``dka`` (1.5 %, rare, age 35): glucose x6 at s=1 (median ≈ 28 mmol/L), bicarbonate -18,
+  RR +14 (Kussmaul), HR +35; polyuria 0.75, polydipsia 0.7, vomiting 0.65, abdominal pain;
+  known diabetes 92 %.
 - ``pulmonary_embolism`` (1.6 %, rare): HR +35, RR +10, SpO2 -9, troponin x4; dyspnoea 0.8,
   pleuritic pain 0.55, leg swelling 0.3, syncope; rarely already anticoagulated.
-- ``gi_bleed`` (1.7 %, rare): haemoglobin -5 g/dL, HR +35, SBP -30, lactate x2; haematemesis 0.55,
+- ``gi_bleed`` (1.7 %, rare): haemoglobin -7 g/dL, HR +35, SBP -30, lactate x2; haematemesis 0.55,
   melaena 0.6, dizziness; anticoagulant use x4.
 """
 
@@ -371,15 +372,15 @@ PROFILES: dict[str, ClassProfile] = {
     "dka": ClassProfile(
         share=0.015,
         age=(35, 14),
-        severity=(3, 2),
+        severity=(4, 2),
         shift={
             "heart_rate": 35,
             "systolic_bp": -15,
             "respiratory_rate": 14,
-            "bicarbonate": -16,
+            "bicarbonate": -18,
             "bmi": -3,
         },
-        factor={"glucose": 3.2, "lactate": 1.8, "wbc": 1.8, "creatinine": 1.5},
+        factor={"glucose": 6.0, "lactate": 1.8, "wbc": 1.8, "creatinine": 1.5},
         symptoms={
             "polyuria": 0.75,
             "polydipsia": 0.7,
@@ -420,7 +421,8 @@ PROFILES: dict[str, ClassProfile] = {
     "gi_bleed": ClassProfile(
         share=0.017,
         age=(66, 15),
-        shift={"heart_rate": 35, "systolic_bp": -30, "diastolic_bp": -15, "hemoglobin": -5},
+        severity=(3, 2),
+        shift={"heart_rate": 35, "systolic_bp": -30, "diastolic_bp": -15, "hemoglobin": -7},
         factor={"lactate": 2.0, "creatinine": 1.3},
         symptoms={
             "hematemesis": 0.55,
