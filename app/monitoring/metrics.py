@@ -195,7 +195,7 @@ def render() -> tuple[bytes, str]:
     """The text exposition of all metrics (merged over workers in multiprocess mode)."""
     if multiprocess_enabled():
         registry = CollectorRegistry()
-        MultiProcessCollector(registry)
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
     if os.environ.get(MULTIPROC_ENV):
         logger.warning(
@@ -207,7 +207,7 @@ def render() -> tuple[bytes, str]:
 def worker_exit(pid: int) -> None:
     """Gunicorn `child_exit` hook body: drop the live gauges of a dead worker."""
     if multiprocess_enabled():
-        mark_process_dead(pid)
+        mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
 # --- recording helpers (called by serving, audit, feedback, drift) ---------------------------

@@ -138,10 +138,7 @@ def _display_value(cols: Mapping[str, Any], name: str, row: int, task: TaskContr
     if name not in cols:
         return None
     value = cols[name][row]
-    try:
-        kind = task.feature(name).kind
-    except KeyError:
-        kind = ""
+    kind = task.feature(name).kind if name in task.feature_names else ""
     if value is None:
         return None
     if kind == "multilabel":
