@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Body, Depends, Query, Request
+import orjson
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from fastapi.routing import APIRoute
 
 from app.deps import AuditDep
 from app.errors import BatchTooLargeError, FastJSONResponse, ModelNotReadyError
@@ -70,7 +72,28 @@ async def check_batch_size(request: Request) -> None:
         )
 
 
-router = APIRouter(prefix="/predict", tags=["predict"], responses=ERRORS)
+class OrjsonRequest(Request):
+    """Request whose JSON body is parsed by orjson (a 1,000-record batch parses several times
+    faster than with `json`); `orjson.JSONDecodeError` subclasses `json.JSONDecodeError`, so
+    FastAPI still answers malformed JSON with its 422."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = orjson.loads(await self.body())
+        return self._json
+
+
+class OrjsonRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def orjson_handler(request: Request) -> Response:
+            return await handler(OrjsonRequest(request.scope, request.receive))
+
+        return orjson_handler
+
+
+router = APIRouter(prefix="/predict", tags=["predict"], responses=ERRORS, route_class=OrjsonRoute)
 
 
 @router.post("", response_model=PredictionResponse, summary="Predict one patient")
