@@ -77,7 +77,7 @@ def make_celery(settings: Settings | None = None) -> Celery:
     return app
 
 
-@signals.setup_logging.connect
+@signals.setup_logging.connect  # type: ignore[untyped-decorator]
 def _use_app_logging(**_: Any) -> None:
     """Workers and Beat log JSON lines like the API (connecting here stops Celery's setup)."""
     from app.log_config import configure_logging

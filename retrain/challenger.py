@@ -6,12 +6,14 @@ Feedback rows only ever go to training: they are dropped when equal to a held-ou
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from retrain import promote as pr
 from train_pipeline.contract import TaskContract
 from train_pipeline.data.load import load_task_data
 from train_pipeline.fitting import (
@@ -20,17 +22,24 @@ from train_pipeline.fitting import (
     assess_diagnosis,
     fit_and_assess_treatment,
     fit_diagnosis,
+    threads_params,
 )
 from train_pipeline.models import treatment
 from train_pipeline.models.coherence import learn_allowed_pairs, merge_overrides
 from train_pipeline.models.pipeline import DEFAULT_PARAMS, class_weights
 from train_pipeline.models.treatment import DIAGNOSIS_COLUMN
 from train_pipeline.split import class_order, encode_labels, split_dataset
-from train_pipeline.train import clean_frame
+from train_pipeline.train import clean_frame, resolve_task
+
+if TYPE_CHECKING:
+    from retrain.job import RetrainConfig
 
 logger = logging.getLogger(__name__)
 
 MODEL_PARAM_PREFIX = "model_"
+DEFAULT_TEST_SIZE = 0.2
+DEFAULT_SEED = 42
+ProgressFn = Callable[[str], None]
 
 
 def _parse(value: str) -> Any:
@@ -140,3 +149,108 @@ def fit_challenger(
     elif task.treatment is not None:
         fit_treatment(task, train, opts, out)
     return out
+
+
+@dataclass
+class Prepared:
+    """Everything fixed before fitting: the task, the champion, the split."""
+
+    task: TaskContract
+    task_cfg: Any
+    champion: pr.Champion
+    seed: int
+    test_size: float
+    train: pd.DataFrame
+    test: pd.DataFrame
+
+
+def prepare(config: RetrainConfig) -> Prepared:
+    """Load the champion, then the original data split exactly as its run split it."""
+    task, task_cfg = resolve_task(config.task)
+    champion = pr.load_champion(config)
+    if champion.meta.contract_fingerprint != task.fingerprint():
+        raise ValueError(
+            "the champion was trained on another feature contract "
+            f"({champion.meta.contract_fingerprint} != {task.fingerprint()})"
+        )
+    params = champion.run_params
+    seed = config.seed if config.seed is not None else int(params.get("seed", DEFAULT_SEED))
+    test_size = config.test_size or float(params.get("test_size", DEFAULT_TEST_SIZE))
+    train, test = load_split(config.data_path, task, task_cfg, seed, test_size, config.holdout_path)
+    if "n_test" in params and config.holdout_path is None and int(params["n_test"]) != len(test):
+        logger.warning(
+            "held-out size differs from the champion run's (other data or split?)",
+            extra={"champion_n_test": params["n_test"], "n_test": len(test)},
+        )
+    return Prepared(task, task_cfg, champion, seed, test_size, train, test)
+
+
+def score_both(p: Prepared, out: Assessment) -> tuple[dict[str, float], dict[str, float]]:
+    """(champion, challenger) scores on the same held-out rows, same label space."""
+    champ = p.champion
+    classes = pr.common_classes(
+        p.task,
+        p.test,
+        (out.diagnosis_classes, out.treatment_classes),
+        (champ.meta.diagnosis_classes, champ.meta.treatment_classes),
+    )
+    challenger = pr.score_pair(
+        p.task,
+        p.test,
+        (out.diagnosis_pipeline, out.diagnosis_classes),
+        (out.treatment_pipeline, out.treatment_classes, out.allowed_pairs),
+        classes,
+    )
+    champion = pr.score_pair(
+        p.task,
+        p.test,
+        (champ.diagnosis_pipeline, champ.meta.diagnosis_classes),
+        (champ.treatment_pipeline, champ.meta.treatment_classes, champ.meta.allowed_pairs),
+        classes,
+    )
+    return champion, challenger
+
+
+def fit_options(config: RetrainConfig, p: Prepared) -> FitOptions:
+    """The champion's recipe (its logged booster parameters), then the config's overrides."""
+    model_type = config.model_type or p.champion.meta.model_type
+    same_kind = model_type == p.champion.meta.model_type
+    params = {
+        **DEFAULT_PARAMS[model_type],
+        **(champion_recipe(p.champion.run_params, model_type) if same_kind else {}),
+        **threads_params(model_type, config.threads),
+        **config.params,
+    }
+    return FitOptions(model_type=model_type, seed=p.seed, params=params)
+
+
+@dataclass
+class Trained:
+    """A fitted challenger and both models' held-out scores."""
+
+    out: Assessment
+    opts: FitOptions
+    n_train: int
+    n_feedback: int
+    champion_scores: dict[str, float]
+    challenger_scores: dict[str, float]
+
+
+def train_challenger(
+    config: RetrainConfig,
+    p: Prepared,
+    feedback_rows: Sequence[dict[str, Any]],
+    tmp: Path,
+    say: ProgressFn,
+) -> Trained:
+    """Fit on the original training rows + feedback (never the held-out rows), score both."""
+    feedback = without_leaks(
+        feedback_frame(feedback_rows, p.task, p.task_cfg, tmp), p.test, p.task.feature_names
+    )
+    augmented = pd.concat([p.train, feedback], ignore_index=True) if len(feedback) else p.train
+    opts = fit_options(config, p)
+    say(f"fit challenger ({len(p.train)} original + {len(feedback)} feedback rows)")
+    out = fit_challenger(p.task, augmented, p.test, opts, config.full_report)
+    say(f"score champion and challenger on {len(p.test)} held-out rows")
+    champion_scores, challenger_scores = score_both(p, out)
+    return Trained(out, opts, len(augmented), len(feedback), champion_scores, challenger_scores)

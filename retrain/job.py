@@ -12,41 +12,27 @@ import json
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from retrain import promote as pr
-from retrain.challenger import (
-    champion_recipe,
-    feedback_frame,
-    fit_challenger,
-    load_split,
-    without_leaks,
-)
+from retrain.challenger import Prepared, ProgressFn, Trained, prepare, train_challenger
 from train_pipeline import register
 from train_pipeline.artifacts import reference_sample, write_run_files
 from train_pipeline.bundle_meta import BundleMeta
-from train_pipeline.contract import TaskContract
-from train_pipeline.fitting import Assessment, FitOptions, threads_params
+from train_pipeline.fitting import Assessment
 from train_pipeline.models.fast import FastPipeline
-from train_pipeline.models.pipeline import DEFAULT_PARAMS
 from train_pipeline.models.treatment import DIAGNOSIS_COLUMN
-from train_pipeline.train import resolve_task
 
 if TYPE_CHECKING:
     from app.settings import Settings
 
 logger = logging.getLogger(__name__)
-
-ProgressFn = Callable[[str], None]
-DEFAULT_TEST_SIZE = 0.2
-DEFAULT_SEED = 42
 
 
 @dataclass(frozen=True)
@@ -133,66 +119,6 @@ def _noop(stage: str) -> None:
     return None
 
 
-@dataclass
-class Prepared:
-    """Everything fixed before fitting: the task, the champion, the split."""
-
-    task: TaskContract
-    task_cfg: Any
-    champion: pr.Champion
-    seed: int
-    test_size: float
-    train: pd.DataFrame
-    test: pd.DataFrame
-
-
-def prepare(config: RetrainConfig) -> Prepared:
-    """Load the champion, then the original data split exactly as its run split it."""
-    task, task_cfg = resolve_task(config.task)
-    champion = pr.load_champion(config)
-    if champion.meta.contract_fingerprint != task.fingerprint():
-        raise ValueError(
-            "the champion was trained on another feature contract "
-            f"({champion.meta.contract_fingerprint} != {task.fingerprint()})"
-        )
-    params = champion.run_params
-    seed = config.seed if config.seed is not None else int(params.get("seed", DEFAULT_SEED))
-    test_size = config.test_size or float(params.get("test_size", DEFAULT_TEST_SIZE))
-    train, test = load_split(config.data_path, task, task_cfg, seed, test_size, config.holdout_path)
-    if "n_test" in params and config.holdout_path is None and int(params["n_test"]) != len(test):
-        logger.warning(
-            "held-out size differs from the champion run's (other data or split?)",
-            extra={"champion_n_test": params["n_test"], "n_test": len(test)},
-        )
-    return Prepared(task, task_cfg, champion, seed, test_size, train, test)
-
-
-def score_both(p: Prepared, out: Assessment) -> tuple[dict[str, float], dict[str, float]]:
-    """(champion, challenger) scores on the same held-out rows, same label space."""
-    champ = p.champion
-    classes = pr.common_classes(
-        p.task,
-        p.test,
-        (out.diagnosis_classes, out.treatment_classes),
-        (champ.meta.diagnosis_classes, champ.meta.treatment_classes),
-    )
-    challenger = pr.score_pair(
-        p.task,
-        p.test,
-        (out.diagnosis_pipeline, out.diagnosis_classes),
-        (out.treatment_pipeline, out.treatment_classes, out.allowed_pairs),
-        classes,
-    )
-    champion = pr.score_pair(
-        p.task,
-        p.test,
-        (champ.diagnosis_pipeline, champ.meta.diagnosis_classes),
-        (champ.treatment_pipeline, champ.meta.treatment_classes, champ.meta.allowed_pairs),
-        classes,
-    )
-    return champion, challenger
-
-
 def challenger_meta(
     p: Prepared, out: Assessment, model_type: str, metrics: dict[str, float]
 ) -> BundleMeta:
@@ -269,6 +195,44 @@ def log_challenger(
     return bundle
 
 
+def log_run(
+    config: RetrainConfig, p: Prepared, t: Trained, decision: str, key: str, tmp: Path
+) -> tuple[register.RegisteredBundle, BundleMeta]:
+    """The challenger's MLflow run (params, metrics, files, both models; no alias)."""
+    metrics = t.out.metrics if config.full_report else t.challenger_scores
+    meta = challenger_meta(p, t.out, t.opts.model_type, metrics)
+    run_params = {
+        "model_type": t.opts.model_type,
+        "seed": p.seed,
+        "test_size": p.test_size,
+        "task": p.task.name,
+        "n_train": t.n_train,
+        "n_test": len(p.test),
+        "n_feedback": t.n_feedback,
+        "data_path": str(config.data_path),
+        "retrain_of": p.champion.run_id,
+        **{f"model_{k}": v for k, v in t.opts.params.items()},
+    }
+    report = {
+        "decision": decision,
+        "metric": key,
+        "margin": config.margin,
+        "champion_run_id": p.champion.run_id,
+        "champion": t.champion_scores,
+        "challenger": t.challenger_scores,
+    }
+    data_info = {
+        "source": f"{config.data_path} + {t.n_feedback} corrected feedback rows",
+        "train rows": t.n_train,
+        "held-out rows": len(p.test),
+        "diagnosis classes": len(t.out.diagnosis_classes),
+    }
+    files = tmp / "run"
+    write_files(files, p, t.out, report, run_params, data_info, config.full_report)
+    bundle = log_challenger(config, p, t.out, meta, run_params, files)
+    return bundle, replace(meta, run_id=bundle.run_id)
+
+
 def run_retrain(
     config: RetrainConfig,
     feedback_rows: Sequence[dict[str, Any]],
@@ -292,95 +256,44 @@ def run_retrain(
     p = prepare(config)
     key = pr.decision_key(config.metric)
     with tempfile.TemporaryDirectory(prefix="hp-retrain-") as tmp:
-        feedback = without_leaks(
-            feedback_frame(feedback_rows, p.task, p.task_cfg, Path(tmp)),
-            p.test,
-            p.task.feature_names,
-        )
-        augmented = pd.concat([p.train, feedback], ignore_index=True) if len(feedback) else p.train
-        model_type = config.model_type or p.champion.meta.model_type
-        recipe = (
-            champion_recipe(p.champion.run_params, model_type)
-            if model_type == p.champion.meta.model_type
-            else {}
-        )
-        params = {
-            **DEFAULT_PARAMS[model_type],
-            **recipe,
-            **threads_params(model_type, config.threads),
-            **config.params,
-        }
-        opts = FitOptions(model_type=model_type, seed=p.seed, params=params)
-        say(f"fit challenger ({len(p.train)} original + {len(feedback)} feedback rows)")
-        out = fit_challenger(p.task, augmented, p.test, opts, config.full_report)
-        say(f"score champion and challenger on {len(p.test)} held-out rows")
-        champion_scores, challenger_scores = score_both(p, out)
-        if key not in challenger_scores:
+        t = train_challenger(config, p, feedback_rows, Path(tmp), say)
+        if key not in t.challenger_scores:
             raise ValueError(
-                f"unknown retrain metric {config.metric!r}; one of {sorted(challenger_scores)}"
+                f"unknown retrain metric {config.metric!r}; one of {sorted(t.challenger_scores)}"
             )
-        wins = pr.challenger_wins(champion_scores[key], challenger_scores[key], key, config.margin)
+        wins = pr.challenger_wins(
+            t.champion_scores[key], t.challenger_scores[key], key, config.margin
+        )
         decision = "promoted" if wins else "kept"
         say("log challenger to MLflow")
-        metrics = out.metrics if config.full_report else challenger_scores
-        meta = challenger_meta(p, out, model_type, metrics)
-        run_params = {
-            "model_type": model_type,
-            "seed": p.seed,
-            "test_size": p.test_size,
-            "task": p.task.name,
-            "n_train": len(augmented),
-            "n_test": len(p.test),
-            "n_feedback": len(feedback),
-            "data_path": str(config.data_path),
-            "retrain_of": p.champion.run_id,
-            **{f"model_{k}": v for k, v in params.items()},
-        }
-        report = {
-            "decision": decision,
-            "metric": key,
-            "margin": config.margin,
-            "champion_run_id": p.champion.run_id,
-            "champion": champion_scores,
-            "challenger": challenger_scores,
-        }
-        data_info = {
-            "source": f"{config.data_path} + {len(feedback)} corrected feedback rows",
-            "train rows": len(augmented),
-            "held-out rows": len(p.test),
-            "diagnosis classes": len(out.diagnosis_classes),
-        }
-        files = Path(tmp) / "run"
-        write_files(files, p, out, report, run_params, data_info, config.full_report)
-        bundle = log_challenger(config, p, out, meta, run_params, files)
-    meta = replace(meta, run_id=bundle.run_id)
+        bundle, meta = log_run(config, p, t, decision, key, Path(tmp))
     pr.record_decision(
         config,
         bundle.run_id,
         p.champion,
-        champion_scores,
-        challenger_scores,
+        t.champion_scores,
+        t.challenger_scores,
         decision,
-        {"retrain.feedback_rows": str(len(feedback)), **(extra_tags or {})},
+        {"retrain.feedback_rows": str(t.n_feedback), **(extra_tags or {})},
     )
     if wins:
         say("promote: move the alias, save to BentoML")
-        pipes = {"diagnosis": out.diagnosis_pipeline}
-        if out.treatment_pipeline is not None:
-            pipes["treatment"] = out.treatment_pipeline
+        pipes = {"diagnosis": t.out.diagnosis_pipeline}
+        if t.out.treatment_pipeline is not None:
+            pipes["treatment"] = t.out.treatment_pipeline
         pr.promote(config, pipes, meta, bundle)
     result = RetrainResult(
         decision=decision,
         metric=key,
         margin=config.margin,
-        champion_scores=pr.headline(champion_scores, key),
-        challenger_scores=pr.headline(challenger_scores, key),
+        champion_scores=pr.headline(t.champion_scores, key),
+        challenger_scores=pr.headline(t.challenger_scores, key),
         champion_run_id=p.champion.run_id,
         champion_versions=(p.champion.diagnosis_version, p.champion.treatment_version),
         challenger_run_id=bundle.run_id,
         challenger_versions=(bundle.diagnosis_version, bundle.treatment_version),
-        n_train=len(augmented),
-        n_feedback=len(feedback),
+        n_train=t.n_train,
+        n_feedback=t.n_feedback,
         n_test=len(p.test),
         duration_s=time.perf_counter() - start,
     )

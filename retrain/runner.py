@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.settings import Settings
 from app.store import repository
 from app.store.tables import RetrainJobRow, utcnow
-from retrain.job import ProgressFn, RetrainConfig, RetrainResult, run_retrain
+from retrain.challenger import ProgressFn
+from retrain.job import RetrainConfig, RetrainResult, run_retrain
 
 logger = logging.getLogger(__name__)
 
