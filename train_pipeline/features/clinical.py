@@ -244,26 +244,32 @@ class ClinicalFeatures(TransformerMixin, BaseEstimator):
         missing = [f.name for f in self.features if f.name not in cols]
         if missing:
             raise ValueError(f"missing input columns: {missing}")
-        blocks: list[np.ndarray] = []
-        for f in self.features:
-            if f.kind in NUMERIC_KINDS:
-                blocks.append(_num(cols, f.name)[:, None])
+        numeric = {f.name: _num(cols, f.name) for f in self.features if f.kind in NUMERIC_KINDS}
+        n_rows = len(cols[self.features[0].name])
+        out = np.empty((n_rows, len(self.feature_names_out_)))
+        j = 0
+        for values in numeric.values():
+            out[:, j] = values
+            j += 1
         for f in self.features:
             if f.kind == "categorical":
                 vocab = self.vocabulary_[f.name]
-                codes = [
-                    vocab.get(v if isinstance(v, str) else str(v), np.nan)
-                    if not _is_missing(v)
-                    else np.nan
+                out[:, j] = [
+                    np.nan
+                    if _is_missing(v)
+                    else vocab.get(v if isinstance(v, str) else str(v), np.nan)
                     for v in cols[f.name]
                 ]
-                blocks.append(np.asarray(codes, dtype=float)[:, None])
+                j += 1
         for f in self.features:
             if f.kind == "multilabel":
-                blocks.append(self._multi_hot(f, cols[f.name]))
-        for eng in self.engineered_:
-            blocks.append(np.asarray(eng.compute(cols), dtype=float)[:, None])
-        return np.hstack(blocks) if blocks else np.zeros((0, 0))
+                k = len(f.categories)
+                out[:, j : j + k] = self._multi_hot(f, cols[f.name])
+                j += k
+        for eng in self.engineered_:  # derived features read the float columns only
+            out[:, j] = eng.compute(numeric)
+            j += 1
+        return out
 
     @staticmethod
     def _multi_hot(feature: Feature, values: Any) -> np.ndarray:
