@@ -265,6 +265,7 @@ def train(
         duration_s=time.perf_counter() - start,
         meta=meta,
         bentoml_tags=tags,
+        stage_seconds=timer.finish(),
     )
 
 
