@@ -171,7 +171,8 @@ def train(
     rounds_key = "iterations" if model_type == "catboost" else "n_estimators"
     if iterations is not None:
         params[rounds_key] = iterations
-    cv_params = {**params, rounds_key: max(params[rounds_key] // 3, 10)}
+    cv_params = _scaled(params, rounds_key, 0.25, 2.0)
+    treat_params = _scaled(params, rounds_key, 2 / 3, 1.3)
     opts = FitOptions(
         model_type=model_type, seed=seed, params=params, cv_folds=cv_folds, cv_params=cv_params
     )
@@ -185,7 +186,7 @@ def train(
     pred_diag = assess_diagnosis(contract, train_df, test_df, out, seed, explain=False)
     if contract.treatment is not None:
         progress("fit treatment")
-        fit_and_assess_treatment(contract, train_df, test_df, pred_diag, out, opts, params)
+        fit_and_assess_treatment(contract, train_df, test_df, pred_diag, out, opts, treat_params)
     progress("explain")
     explain_diagnosis(test_df, out, seed)
     meta = BundleMeta(
@@ -211,6 +212,8 @@ def train(
         "class_weight": opts.class_weight,
         "data_path": str(data_path or "frame"),
         **{f"model_{k}": v for k, v in params.items()},
+        **{f"treatment_model_{k}": v for k, v in treat_params.items()},
+        **{f"cv_model_{k}": v for k, v in cv_params.items()},
     }
     data_info = {
         "source": str(data_path or "in-memory frame"),
@@ -267,6 +270,18 @@ def train(
         bentoml_tags=tags,
         stage_seconds=timer.finish(),
     )
+
+
+def _scaled(params: dict[str, Any], rounds_key: str, rounds: float, rate: float) -> dict[str, Any]:
+    """Fewer boosting rounds at a proportionally higher learning rate (same total step).
+
+    Keeps `make train` under its 3-minute budget: CV runs a quarter of the rounds at twice the
+    rate (it measures fold-to-fold spread; the held-out split gives the headline numbers), and
+    the treatment model, whose strongest input is the diagnosis, two thirds at 1.3 times.
+    """
+    out = {**params, rounds_key: max(int(params[rounds_key] * rounds), 10)}
+    out["learning_rate"] = min(0.5, float(params.get("learning_rate", 0.1)) * rate)
+    return out
 
 
 def _check_columns(df: pd.DataFrame, task: TaskContract) -> None:
