@@ -7,6 +7,7 @@ so they never block the loop. Every prediction, insufficient ones included, is a
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
@@ -112,7 +113,7 @@ async def create_prediction(
     canonical = record.to_record()
     predictor = current_predictor(request.app.state.models)  # 503 after validation (422 first)
     prediction = await request.app.state.batcher.submit(canonical)
-    body, row = _assemble(canonical, prediction)
+    body, row = _assemble(canonical, prediction, _new_ids(1)[0], datetime.now(UTC))
     if explain and prediction.diagnosis is not None:
         body["explanation"] = await _explain(predictor.bundle, canonical)
     with metrics.time_stage("audit_enqueue"):
@@ -138,7 +139,10 @@ async def create_predictions(
     records = [r.to_record() for r in batch.records]
     predictor = current_predictor(request.app.state.models)
     predictions = await anyio.to_thread.run_sync(predictor.predict_many, records)
-    pairs = [_assemble(rec, p) for rec, p in zip(records, predictions, strict=True)]
+    now, ids = datetime.now(UTC), _new_ids(len(records))
+    pairs = [
+        _assemble(rec, p, pid, now) for rec, p, pid in zip(records, predictions, ids, strict=True)
+    ]
     with metrics.time_stage("audit_enqueue"):
         await audit.enqueue_many([row for _, row in pairs])
     request.state.model_version = predictor.bundle.diagnosis_version
@@ -153,17 +157,22 @@ def _observe_parse(request: Request) -> None:
         metrics.observe_stage("parse_validate", time.perf_counter() - started)
 
 
+def _new_ids(n: int) -> list[str]:
+    """``n`` random (version 4) UUIDs from one `os.urandom` call (one syscall per batch)."""
+    raw = os.urandom(16 * n)
+    return [str(uuid.UUID(bytes=raw[i : i + 16], version=4)) for i in range(0, 16 * n, 16)]
+
+
 def _assemble(
-    record: dict[str, Any], prediction: Prediction
+    record: dict[str, Any], prediction: Prediction, prediction_id: str, created_at: datetime
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(response body, audit row) of one prediction; the row stores the body as its outputs."""
-    prediction_id = str(uuid.uuid4())
     body: dict[str, Any] = {"prediction_id": prediction_id, **prediction.to_dict()}
     body["explanation"] = None
     model = body["model"]
     row = {
         "id": prediction_id,
-        "created_at": datetime.now(UTC),
+        "created_at": created_at,
         "model_source": model["source"],
         "diagnosis_version": model["diagnosis_version"],
         "treatment_version": model["treatment_version"],
