@@ -8,7 +8,6 @@ process exits. Rows are written by ``app.store.repository.save_predictions`` in 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -148,12 +147,3 @@ class AuditWriter:
     def _save(self, batch: list[dict[str, Any]]) -> None:
         with self._make_session() as session:
             save_predictions(session, batch)
-
-
-async def cancel_quietly(task: asyncio.Task[Any] | None) -> None:
-    """Cancel a helper task and wait for it (used on shutdown paths)."""
-    if task is None:
-        return
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
