@@ -285,7 +285,7 @@ def test_noisy_corrections_keep_the_champion_via_the_cli(tmp_path: Path) -> None
     )
     store = f"sqlite:///{tmp_path / 'store.db'}"
     db.upgrade(store)
-    n = random_feedback(store, generate_cohort(400, 22), 200, seed=5)
+    n = random_feedback(store, generate_cohort(600, 22), 350, seed=5)
     env = os.environ | {
         "HP_ENVIRONMENT": "test",
         "HP_DATABASE_URL": store,
