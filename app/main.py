@@ -50,7 +50,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Migrations (a thread) and the model load (MLflow -> BentoML -> degraded) run together.
     steps = [state.models.start()]
     if settings.auto_migrate:
-        steps.append(anyio.to_thread.run_sync(db.upgrade, settings.database_url))
+        steps.append(anyio.to_thread.run_sync(migrate_if_needed, settings.database_url))
     await asyncio.gather(*steps)
     state.audit = AuditWriter(
         state.sessionmaker,
@@ -92,6 +92,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_body_bytes(settings))
     app.add_middleware(RequestContextMiddleware, access_log=settings.access_log)  # outermost
     return app
+
+
+def migrate_if_needed(url: str) -> bool:
+    """`db.upgrade` unless the store is already at the migrations' head.
+
+    The check reads ``alembic_version`` in-process (milliseconds); the upgrade itself runs
+    Alembic in a child process (seconds), which a restart of an up-to-date service skips.
+    """
+    from alembic.script import ScriptDirectory
+    from sqlalchemy import inspect, text
+
+    heads = set(ScriptDirectory.from_config(db.alembic_config(url)).get_heads())
+    engine = db.make_engine(url)
+    try:
+        with engine.connect() as conn:
+            if inspect(conn).has_table("alembic_version"):
+                rows = conn.execute(text("SELECT version_num FROM alembic_version"))
+                if {row[0] for row in rows} == heads:
+                    return False
+    finally:
+        engine.dispose()
+    db.upgrade(url)
+    return True
 
 
 def max_body_bytes(settings: Settings) -> int:
