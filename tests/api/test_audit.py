@@ -87,3 +87,12 @@ async def test_rows_are_given_up_only_at_shutdown_and_counted(tmp_path: Path) ->
     await writer.enqueue(_row(1))
     await asyncio.wait_for(writer.stop(), timeout=30)
     assert writer.lost == 1 and writer.written == 0
+
+
+def test_lifespan_migration_runs_once(tmp_path: Path) -> None:
+    from app.main import migrate_if_needed
+
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    assert migrate_if_needed(url) is True  # a fresh store is migrated
+    assert _count(url) == 0  # tables exist
+    assert migrate_if_needed(url) is False  # already at head: nothing to do
