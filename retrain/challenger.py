@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MODEL_PARAM_PREFIX = "model_"
+TREATMENT_PARAM_PREFIX = "treatment_model_"
 DEFAULT_TEST_SIZE = 0.2
 DEFAULT_SEED = 42
 ProgressFn = Callable[[str], None]
@@ -51,14 +52,17 @@ def _parse(value: str) -> Any:
     return {"True": True, "False": False, "None": None}.get(value, value)
 
 
-def champion_recipe(run_params: Mapping[str, str], model_type: str) -> dict[str, Any]:
-    """The booster parameters the champion's run logged (``model_<name>``), typed again, for
-    the default booster keys; retraining reuses the champion's recipe."""
+def champion_recipe(
+    run_params: Mapping[str, str], model_type: str, prefix: str = MODEL_PARAM_PREFIX
+) -> dict[str, Any]:
+    """The booster parameters the champion's run logged (``model_<name>`` for the diagnosis,
+    ``treatment_model_<name>`` for the treatment), typed again, for the default booster keys;
+    retraining reuses the champion's recipe."""
     known = set(DEFAULT_PARAMS.get(model_type, {})) | {"thread_count", "n_jobs"}
     return {
-        key.removeprefix(MODEL_PARAM_PREFIX): _parse(value)
+        key.removeprefix(prefix): _parse(value)
         for key, value in run_params.items()
-        if key.startswith(MODEL_PARAM_PREFIX) and key.removeprefix(MODEL_PARAM_PREFIX) in known
+        if key.startswith(prefix) and key.removeprefix(prefix) in known
     }
 
 
@@ -116,7 +120,11 @@ def load_split(
 
 
 def fit_treatment(
-    task: TaskContract, train: pd.DataFrame, opts: FitOptions, out: Assessment
+    task: TaskContract,
+    train: pd.DataFrame,
+    opts: FitOptions,
+    params: dict[str, Any],
+    out: Assessment,
 ) -> None:
     """The treatment pipeline as `make train` fits it (true diagnoses in, class weights,
     allowed pairs learned from the same rows), without the baseline comparisons."""
@@ -126,7 +134,7 @@ def fit_treatment(
     tr[DIAGNOSIS_COLUMN] = tr[dtarget].astype(str)
     classes = class_order(task.treatment.codes, tr[target].astype(str).unique())
     y = encode_labels(tr[target], classes)
-    pipe = treatment.build_pipeline(task, opts.model_type, opts.params, opts.seed)
+    pipe = treatment.build_pipeline(task, opts.model_type, params, opts.seed)
     pipe.fit(tr, y, model__sample_weight=class_weights(y, opts.class_weight))
     learned = learn_allowed_pairs(tr[DIAGNOSIS_COLUMN], tr[target].astype(str))
     out.treatment_pipeline, out.treatment_classes = pipe, classes
@@ -134,20 +142,27 @@ def fit_treatment(
 
 
 def fit_challenger(
-    task: TaskContract, train: pd.DataFrame, test: pd.DataFrame, opts: FitOptions, full: bool
+    task: TaskContract,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    opts: FitOptions,
+    full: bool,
+    treatment_params: dict[str, Any] | None = None,
 ) -> Assessment:
     """Both challenger pipelines, fitted by H2's code on the augmented training rows.
 
     ``full`` also runs `make train`'s whole assessment (baselines, SHAP, figures): slower.
+    ``treatment_params`` default to the diagnosis parameters (``opts.params``).
     """
+    treat_params = opts.params if treatment_params is None else treatment_params
     pipe, classes = fit_diagnosis(task, train, opts, opts.params)
     out = Assessment(diagnosis_pipeline=pipe, diagnosis_classes=classes)
     if full:
         pred_diag = assess_diagnosis(task, train, test, out, opts.seed)
         if task.treatment is not None:
-            fit_and_assess_treatment(task, train, test, pred_diag, out, opts, opts.params)
+            fit_and_assess_treatment(task, train, test, pred_diag, out, opts, treat_params)
     elif task.treatment is not None:
-        fit_treatment(task, train, opts, out)
+        fit_treatment(task, train, opts, treat_params, out)
     return out
 
 
@@ -211,17 +226,22 @@ def score_both(p: Prepared, out: Assessment) -> tuple[dict[str, float], dict[str
     return champion, challenger
 
 
-def fit_options(config: RetrainConfig, p: Prepared) -> FitOptions:
-    """The champion's recipe (its logged booster parameters), then the config's overrides."""
+def fit_options(config: RetrainConfig, p: Prepared) -> tuple[FitOptions, dict[str, Any]]:
+    """Options and treatment parameters: the champion's recipe (its logged booster
+    parameters, per model), then the config's threads and overrides (applied to both)."""
     model_type = config.model_type or p.champion.meta.model_type
     same_kind = model_type == p.champion.meta.model_type
-    params = {
-        **DEFAULT_PARAMS[model_type],
-        **(champion_recipe(p.champion.run_params, model_type) if same_kind else {}),
-        **threads_params(model_type, config.threads),
-        **config.params,
-    }
-    return FitOptions(model_type=model_type, seed=p.seed, params=params)
+    base = DEFAULT_PARAMS[model_type]
+    extra = {**threads_params(model_type, config.threads), **config.params}
+    diag = champion_recipe(p.champion.run_params, model_type) if same_kind else {}
+    treat = (
+        champion_recipe(p.champion.run_params, model_type, TREATMENT_PARAM_PREFIX)
+        if same_kind
+        else {}
+    )
+    params = {**base, **diag, **extra}
+    treat_params = {**base, **(treat or diag), **extra}
+    return FitOptions(model_type=model_type, seed=p.seed, params=params), treat_params
 
 
 @dataclass
@@ -230,6 +250,7 @@ class Trained:
 
     out: Assessment
     opts: FitOptions
+    treatment_params: dict[str, Any]
     n_train: int
     n_feedback: int
     champion_scores: dict[str, float]
@@ -248,9 +269,11 @@ def train_challenger(
         feedback_frame(feedback_rows, p.task, p.task_cfg, tmp), p.test, p.task.feature_names
     )
     augmented = pd.concat([p.train, feedback], ignore_index=True) if len(feedback) else p.train
-    opts = fit_options(config, p)
+    opts, treat_params = fit_options(config, p)
     say(f"fit challenger ({len(p.train)} original + {len(feedback)} feedback rows)")
-    out = fit_challenger(p.task, augmented, p.test, opts, config.full_report)
+    out = fit_challenger(p.task, augmented, p.test, opts, config.full_report, treat_params)
     say(f"score champion and challenger on {len(p.test)} held-out rows")
     champion_scores, challenger_scores = score_both(p, out)
-    return Trained(out, opts, len(augmented), len(feedback), champion_scores, challenger_scores)
+    return Trained(
+        out, opts, treat_params, len(augmented), len(feedback), champion_scores, challenger_scores
+    )

@@ -212,6 +212,7 @@ def log_run(
         "data_path": str(config.data_path),
         "retrain_of": p.champion.run_id,
         **{f"model_{k}": v for k, v in t.opts.params.items()},
+        **{f"treatment_model_{k}": v for k, v in t.treatment_params.items()},
     }
     report = {
         "decision": decision,

@@ -283,6 +283,11 @@ def test_noisy_corrections_keep_the_champion_via_the_cli(tmp_path: Path) -> None
         threads=1,
         cv_folds=1,
     )
+    # No feedback: the champion's own recipe on the same split gives the very same models.
+    same = run_retrain(RetrainConfig(data_path=data, tracking_uri=uri, bentoml_home=home), [])
+    assert same.decision == "kept"
+    assert same.challenger_scores == same.champion_scores
+    assert same.champion_scores["treatment_f1_macro"] is not None
     store = f"sqlite:///{tmp_path / 'store.db'}"
     db.upgrade(store)
     n = random_feedback(store, generate_cohort(600, 22), 350, seed=5)
@@ -315,7 +320,7 @@ def test_noisy_corrections_keep_the_champion_via_the_cli(tmp_path: Path) -> None
     run = MlflowClient(tracking_uri=uri).get_run(result["champion_run_id"])
     assert run.info.run_id == champion.run_id
     challenger_runs = MlflowClient(tracking_uri=uri).search_runs(
-        [run.info.experiment_id], "tags.`retrain.decision` = 'kept'"
+        [run.info.experiment_id], f"tags.`retrain.job_id` = '{result['job_id']}'"
     )
     assert len(challenger_runs) == 1
     logged = challenger_runs[0].data
