@@ -1,0 +1,130 @@
+"""Two gunicorn workers (`HP_WORKERS=2 python -m app`): `/metrics` sums every worker, whichever
+worker answers the scrape, and a dead worker's live gauges go while its counts stay."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.factories import cohort_payloads
+from tests.integration._monitoring import (
+    CLINICIAN,
+    ModelStore,
+    app_env,
+    model_store,  # noqa: F401 (fixture)
+    running_app,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+N_REQUESTS = 48
+
+
+def workers(master: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True)
+    return sorted(int(p) for p in out.stdout.split())
+
+
+def sample_sum(text: str, metric: str, **labels: str) -> float:
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == metric and all(s.labels.get(k) == v for k, v in labels.items()):
+                total += s.value
+    return total
+
+
+def per_worker(prom_dir: Path, pid: int, metric: str, **labels: str) -> float:
+    """What one worker's own mmap file holds for a metric (no merging across workers)."""
+    total = 0.0
+    for path in prom_dir.glob(f"*_{pid}.db"):
+        for family in MultiProcessCollector.merge([str(path)], accumulate=True):
+            for s in family.samples:
+                if s.name == metric and all(s.labels.get(k) == v for k, v in labels.items()):
+                    total += s.value
+    return total
+
+
+def scrape(base: str) -> str:
+    response = httpx.get(f"{base}/metrics", headers={"Connection": "close"})
+    assert response.status_code == 200
+    return response.text
+
+
+def test_counters_sum_across_two_workers(model_store: ModelStore, tmp_path: Path) -> None:  # noqa: F811
+    prom_dir = tmp_path / "prom"
+    env = app_env(
+        model_store,
+        tmp_path,
+        HP_WORKERS="2",
+        PROMETHEUS_MULTIPROC_DIR=str(prom_dir),
+        HP_MLFLOW_TIMEOUT_S="60",  # two workers loading at once on a busy machine
+    )
+    with running_app(env, tmp_path / "app.log", timeout_s=300) as app:
+        info = "healthpredict_model_info"
+
+        def loaded_workers() -> list[int] | None:
+            """The 2 current workers once both serve a model (gunicorn may have replaced one
+            that was slow to start, so the pids are read again each time)."""
+            pids = workers(app.pid)
+            if len(pids) == 2 and all(per_worker(prom_dir, p, info) >= 2 for p in pids):
+                return pids
+            return None
+
+        pids = wait_for(loaded_workers, 300, "2 workers serving a model")
+
+        payloads = cohort_payloads(model_store.data_path, N_REQUESTS, seed=9)
+
+        def post(payload: dict) -> int:
+            headers = {**CLINICIAN, "Connection": "close"}  # a new connection: any worker
+            return httpx.post(f"{app.base}/predict", json=payload, headers=headers).status_code
+
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            statuses = list(pool.map(post, payloads))
+        assert statuses == [200] * N_REQUESTS
+
+        ok = {"route": "/predict", "method": "POST", "status": "200"}
+        requests = "healthpredict_http_requests_total"
+        counts = [per_worker(prom_dir, p, requests, **ok) for p in pids]
+        assert sum(counts) == N_REQUESTS
+        assert all(c > 0 for c in counts), f"one worker served everything: {counts}"
+
+        for _ in range(6):  # whichever worker answers, the totals are the same
+            text = scrape(app.base)
+            assert sample_sum(text, requests, **ok) == N_REQUESTS
+            assert sample_sum(text, "healthpredict_predictions_total") == N_REQUESTS
+            assert sample_sum(text, "healthpredict_prediction_quality_total") == N_REQUESTS
+            assert (
+                sample_sum(
+                    text, "healthpredict_http_request_duration_seconds_count", route="/predict"
+                )
+                == N_REQUESTS
+            )
+            assert sample_sum(text, "healthpredict_http_requests_in_flight") == 1  # this scrape
+            assert 'pid="' not in text
+            assert sample_sum(text, info, name="healthpredict-diagnosis") == 1
+
+        # A worker dies: gunicorn replaces it; its counts stay, its live gauges go.
+        victim = pids[0]
+        os.kill(victim, signal.SIGKILL)
+        wait_for(
+            lambda: victim not in workers(app.pid) and len(workers(app.pid)) == 2,
+            60,
+            "gunicorn to replace the killed worker",
+        )
+        wait_for(
+            lambda: not list(prom_dir.glob(f"gauge_live*_{victim}.db")),
+            30,
+            "the dead worker's live gauges to be removed",
+        )
+        text = scrape(app.base)
+        assert sample_sum(text, requests, **ok) == N_REQUESTS
+        assert sample_sum(text, "healthpredict_http_requests_in_flight") == 1
