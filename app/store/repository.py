@@ -52,8 +52,10 @@ def save_predictions(session: Session, records: Sequence[dict[str, Any]]) -> int
     rows = []
     for record in records:
         row = {k: v for k, v in record.items() if k in PREDICTION_COLUMNS}
-        row.setdefault("id", new_id())
-        row.setdefault("created_at", utcnow())
+        if "id" not in row:  # not setdefault: it would draw a uuid4 per row anyway (~9 µs)
+            row["id"] = new_id()
+        if "created_at" not in row:
+            row["created_at"] = utcnow()
         rows.append(row)
     session.execute(insert(PredictionRow), rows)
     session.commit()
