@@ -175,10 +175,12 @@ def write_run_files(
     return directory
 
 
-def reference_sample(df: pd.DataFrame, task: TaskContract, n: int, seed: int) -> dict[str, list]:
+def reference_sample(
+    df: pd.DataFrame, task: TaskContract, n: int, seed: int
+) -> dict[str, list[Any]]:
     """A small JSON-ready training sample per feature (drift reference); NaN -> None."""
     sample = df.sample(min(n, len(df)), random_state=seed)
-    out: dict[str, list] = {}
+    out: dict[str, list[Any]] = {}
     for name in task.feature_names:
         values = sample[name].tolist()
         out[name] = [

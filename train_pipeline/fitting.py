@@ -147,7 +147,7 @@ def assess_diagnosis(
     )
     if explain:
         explain_diagnosis(test, out, seed)
-    return np.array(classes, dtype=object)[proba_all.argmax(axis=1)]
+    return np.asarray(np.array(classes, dtype=object)[proba_all.argmax(axis=1)])
 
 
 def explain_diagnosis(test: pd.DataFrame, out: Assessment, seed: int, rows: int = 400) -> None:
@@ -242,7 +242,7 @@ def fit_and_assess_treatment(
     out.texts["classification_report_treatment.txt"] = ev.report_text(y_test, pred, classes)
 
     def choose(full: np.ndarray) -> np.ndarray:
-        return coherent_choice(diag_codes, full, classes, allowed)[1].argmax(axis=1)
+        return np.asarray(coherent_choice(diag_codes, full, classes, allowed)[1].argmax(axis=1))
 
     out.baselines["treatment"] = _baselines(
         treatment.treatment_features(task),

@@ -104,15 +104,15 @@ class Engineered:
 
 
 def _map(c: Columns) -> np.ndarray:
-    return (_num(c, "systolic_bp") + 2 * _num(c, "diastolic_bp")) / 3
+    return np.asarray((_num(c, "systolic_bp") + 2 * _num(c, "diastolic_bp")) / 3, dtype=float)
 
 
 def _shock_index(c: Columns) -> np.ndarray:
-    return _num(c, "heart_rate") / _num(c, "systolic_bp")
+    return np.asarray(_num(c, "heart_rate") / _num(c, "systolic_bp"), dtype=float)
 
 
 def _pulse_pressure(c: Columns) -> np.ndarray:
-    return _num(c, "systolic_bp") - _num(c, "diastolic_bp")
+    return np.asarray(_num(c, "systolic_bp") - _num(c, "diastolic_bp"), dtype=float)
 
 
 def _age_band_of(c: Columns) -> np.ndarray:
@@ -124,7 +124,7 @@ def _news2_part(source: str, fn: Callable[[np.ndarray], np.ndarray], c: Columns)
 
 
 def _count_missing(names: tuple[str, ...], c: Columns) -> np.ndarray:
-    return np.sum([np.isnan(_num(c, n)) for n in names], axis=0).astype(float)
+    return np.asarray(np.sum([np.isnan(_num(c, n)) for n in names], axis=0), dtype=float)
 
 
 def _engineered(features: Sequence[Feature]) -> list[Engineered]:
@@ -164,7 +164,7 @@ def _is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and np.isnan(value))
 
 
-class ClinicalFeatures(TransformerMixin, BaseEstimator):
+class ClinicalFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     """Contract columns -> float matrix: numbers, categorical codes, multi-hot, derived features.
 
     Categorical columns become float codes (index into the contract's categories, or into the

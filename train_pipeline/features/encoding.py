@@ -17,7 +17,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 
-class TargetEncoder(TransformerMixin, BaseEstimator):
+class TargetEncoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     """Ordered multi-class target encoder for float-coded categorical columns.
 
     Args:

@@ -10,7 +10,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 
-class MedianImputer(TransformerMixin, BaseEstimator):
+class MedianImputer(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     """Replace NaN by the column median seen at fit (0.0 for a column that was all NaN)."""
 
     def __sklearn_tags__(self) -> Any:
