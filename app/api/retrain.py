@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 from fastapi import APIRouter, Request, status
-from retrain.job import RetrainConfig, RetrainResult
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.deps import ModelsDep, SessionDep, SettingsDep
@@ -19,7 +18,10 @@ from app.schemas.retrain import RetrainAccepted, RetrainJobRead
 from app.settings import Settings
 from app.store import repository
 from app.store.tables import RetrainJobRow
-from retrain.runner import InProcessRunner, blocking_job, execute_job
+
+if TYPE_CHECKING:
+    from retrain.job import RetrainResult
+    from retrain.runner import InProcessRunner
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +45,8 @@ def queue_job(
     make_session: sessionmaker[Session], executor: str, timeout_s: float
 ) -> RetrainJobRow:
     """Record a queued job, or 409 while another one is queued or running."""
+    from retrain.runner import blocking_job  # lazy: retrain.* (matplotlib, ...) ~3 s at import
+
     with make_session() as session:
         active = blocking_job(session, timeout_s)
         if active is not None:
@@ -60,6 +64,8 @@ def fail_job(make_session: sessionmaker[Session], job_id: str, error: str) -> No
 
 def runner_of(state: Any) -> InProcessRunner:
     """This process's runner, created on first use."""
+    from retrain.runner import InProcessRunner
+
     runner = getattr(state, "retrain_runner", None)
     if runner is None:
         runner = state.retrain_runner = InProcessRunner()
@@ -76,6 +82,9 @@ def send_to_celery(settings: Settings, job_id: str) -> None:
 
 def start_in_process(request: Request, models: Any, settings: Settings, job_id: str) -> bool:
     """Hand the job to this process's runner; a promotion reloads the served models."""
+    from retrain.job import RetrainConfig
+    from retrain.runner import execute_job
+
     loop = asyncio.get_running_loop()
 
     def reload(result: RetrainResult) -> None:

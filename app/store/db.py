@@ -11,12 +11,14 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +119,8 @@ def alembic_config(url: str) -> Config:
     The URL travels in ``config.attributes`` rather than the ini, so it is never written to
     disk and ``%`` in passwords needs no escaping.
     """
+    from alembic.config import Config  # lazy: ~0.7 s of import, needed only to migrate
+
     cfg = Config(str(ALEMBIC_INI)) if ALEMBIC_INI.exists() else Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.attributes["database_url"] = url
