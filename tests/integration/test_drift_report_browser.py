@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,19 @@ def drift(base: str) -> dict[str, Any]:
 
 def drifted(summary: dict[str, Any]) -> set[str]:
     return {f["feature"] for f in summary["features"] if f["drifted"]}
+
+
+def settled(base: str, quiet_s: float = 30.0) -> dict[str, Any]:
+    """The report once no refresh replaced it for ``quiet_s`` (the window has stopped moving:
+    a report computed while the last inputs were still being written is superseded)."""
+    previous = drift(base)
+    for _ in range(10):
+        time.sleep(quiet_s)
+        current = drift(base)
+        if current["computed_at"] == previous["computed_at"]:
+            return current
+        previous = current
+    raise AssertionError("the drift report kept changing")
 
 
 def gauge(base: str, name: str) -> float:
@@ -142,12 +156,14 @@ def test_live_drift_end_to_end(model_store: ModelStore, tmp_path: Path) -> None:
 
         # 2. The same patients, older, feverish and hypoxic: the background refresh notices.
         post_all(base, [shifted(p) for p in like])
-        moved = wait_for(
-            lambda: set(SHIFTED) <= drifted(s := drift(base)) and s,
+        wait_for(
+            lambda: set(SHIFTED) <= drifted(drift(base)),
             240,
             "the background refresh to report the shifted window",
             every_s=2,
         )
+        moved = settled(base)
+        assert set(SHIFTED) <= drifted(moved), moved
         assert moved["drift_share"] > same["drift_share"]
         assert moved["window_size"] == WINDOW
         assert gauge(base, "healthpredict_drift_share") == pytest.approx(moved["drift_share"])
