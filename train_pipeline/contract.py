@@ -203,7 +203,7 @@ TREATMENTS: tuple[tuple[str, str], ...] = (
     ("transfusion_endoscopy", "Transfusion and urgent endoscopy"),
 )
 
-_B = "boolean"
+_B: Kind = "boolean"
 FEATURES: tuple[Feature, ...] = (
     Feature("age", "numeric", "years", "required", "Age at presentation", 18, 110),
     Feature(

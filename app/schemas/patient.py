@@ -76,12 +76,15 @@ def _field(feat: Feature) -> tuple[Any, Any]:
         base: type = float if feat.kind == "numeric" else int
         ann = Annotated[base, Field(**constraint)]
     elif feat.kind == "boolean":
-        return bool, Field(bool(feat.default), strict=True, **common)
+        # `null` is accepted as "absent" (folded to the default before validation): say so.
+        return bool | None, Field(bool(feat.default), strict=True, **common)
     elif feat.kind == "categorical":
         ann = Literal.__getitem__(feat.categories)  # an enum of the contract's codes
     elif feat.kind == "multilabel":
         item: Any = Literal.__getitem__(feat.categories)
-        return list[item], Field(default_factory=list, max_length=feat.max_items, **common)
+        return list[item] | None, Field(
+            default_factory=list, max_length=feat.max_items, **common
+        )
     else:  # pragma: no cover - the contract's Kind is closed
         raise ValueError(f"unknown kind {feat.kind!r}")
     if required:
