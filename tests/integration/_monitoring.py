@@ -74,8 +74,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class ProcessExitedError(RuntimeError):
+    """The process a test waits for has exited: stop waiting at once."""
+
+
 def wait_for(check: Callable[[], Any], timeout_s: float, what: str, every_s: float = 0.5) -> Any:
-    """Poll ``check`` until it returns something truthy (exceptions count as not yet)."""
+    """Poll ``check`` until it returns something truthy (exceptions count as not yet, except
+    `ProcessExitedError`)."""
     deadline = time.monotonic() + timeout_s
     last: Any = None
     while time.monotonic() < deadline:
@@ -83,6 +88,8 @@ def wait_for(check: Callable[[], Any], timeout_s: float, what: str, every_s: flo
             last = check()
             if last:
                 return last
+        except ProcessExitedError:
+            raise
         except Exception as exc:  # not up yet
             last = exc
         time.sleep(every_s)
@@ -128,7 +135,7 @@ def running_app(
 
             def ready() -> bool:
                 if proc.poll() is not None:
-                    raise RuntimeError(log_path.read_text(errors="replace")[-3000:])
+                    raise ProcessExitedError(f"python -m app exited with {proc.returncode}")
                 return httpx.get(f"{base}/health/ready", timeout=5).status_code == 200
 
             wait_for(ready, timeout_s, f"{base}/health/ready")
@@ -187,7 +194,8 @@ def running_prometheus(target: str, tmp: Path, scrape_s: float = 1.0) -> Iterato
 
             def ready() -> bool:
                 if proc.poll() is not None:
-                    raise RuntimeError(log_path.read_text(errors="replace")[-3000:])
+                    tail = log_path.read_text(errors="replace")[-3000:]
+                    raise ProcessExitedError(f"prometheus exited: {tail}")
                 return httpx.get(f"{url}/-/ready", timeout=5).status_code == 200
 
             wait_for(ready, 60, "prometheus /-/ready")
