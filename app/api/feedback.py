@@ -19,6 +19,8 @@ from app.errors import InvalidInputError, PredictionNotFoundError
 from app.monitoring import metrics
 from app.schemas.errors import ErrorResponse
 from app.schemas.feedback import (
+    CORRECTION_FIELDS,
+    VERDICT_RULES,
     ClassErrorRead,
     FeedbackRead,
     FeedbackRequest,
@@ -37,12 +39,6 @@ router = APIRouter(
 )
 
 # What each verdict needs: (corrected_diagnosis, corrected_treatment) as required/optional/None.
-VERDICT_RULES: dict[str, tuple[str, str]] = {
-    "correct": ("forbidden", "forbidden"),
-    "wrong_diagnosis": ("required", "optional"),
-    "wrong_treatment": ("forbidden", "required"),
-    "both_wrong": ("required", "required"),
-}
 
 
 def served_classes(models: Any) -> tuple[list[str], list[str]]:
@@ -71,7 +67,7 @@ def correction_errors(
     """Cross-field checks of a feedback body: ``[{"field", "value", "reason"}]`` (empty if ok)."""
     details: list[dict[str, Any]] = []
     checks = zip(
-        ("corrected_diagnosis", "corrected_treatment"),
+        CORRECTION_FIELDS,
         (body.corrected_diagnosis, body.corrected_treatment),
         VERDICT_RULES[body.verdict],
         (diagnoses, treatments),

@@ -3,14 +3,59 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AliasChoices, AliasGenerator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from app.store.tables import CLINICIAN_ID_MAX_CHARS, CODE_MAX_CHARS, REASON_MAX_CHARS
+from train_pipeline.contract import ED_COHORT
 
 Verdict = Literal["correct", "wrong_diagnosis", "wrong_treatment", "both_wrong"]
+
+# Which correction each verdict takes: (corrected_diagnosis, corrected_treatment).
+VERDICT_RULES: dict[str, tuple[str, str]] = {
+    "correct": ("forbidden", "forbidden"),
+    "wrong_diagnosis": ("required", "optional"),
+    "wrong_treatment": ("forbidden", "required"),
+    "both_wrong": ("required", "required"),
+}
+CORRECTION_FIELDS = ("corrected_diagnosis", "corrected_treatment")
+
+
+def _document_rules(schema: dict[str, Any]) -> None:
+    """Put the verdict rules and the task's class codes in the OpenAPI schema (if/then per
+    verdict), so clients and schema-driven tests see what the handler enforces."""
+    props = schema["properties"]
+    targets = (ED_COHORT.diagnosis, ED_COHORT.treatment)
+    for field, target in zip(CORRECTION_FIELDS, targets, strict=True):
+        if target is not None:
+            props[field]["anyOf"] = [
+                {"type": "string", "enum": list(target.codes)},
+                {"type": "null"},
+            ]
+    rules = []
+    for verdict, wanted in VERDICT_RULES.items():
+        then: dict[str, Any] = {"properties": {}, "required": []}
+        for field, rule in zip(CORRECTION_FIELDS, wanted, strict=True):
+            if rule == "forbidden":
+                then["properties"][field] = {"type": "null"}
+            elif rule == "required":
+                then["properties"][field] = {"type": "string"}
+                then["required"].append(field)
+        if not then["required"]:
+            del then["required"]
+        rules.append({"if": {"properties": {"verdict": {"const": verdict}}}, "then": then})
+    schema["allOf"] = rules
+    schema["examples"] = [
+        {
+            "prediction_id": "3f2c8a9e-4d1b-4c55-9d0e-1b2a3c4d5e6f",
+            "verdict": "wrong_diagnosis",
+            "corrected_diagnosis": "sepsis",
+            "reason": "Lactate 4.8, hypotension after fluids",
+            "clinician_id": "clin-7f3a",
+        }
+    ]
 
 
 class FeedbackRequest(BaseModel):
@@ -27,17 +72,7 @@ class FeedbackRequest(BaseModel):
         str_strip_whitespace=True,
         # snake_case first, so errors name the canonical field; camelCase accepted too.
         alias_generator=AliasGenerator(validation_alias=lambda n: AliasChoices(n, to_camel(n))),
-        json_schema_extra={
-            "examples": [
-                {
-                    "prediction_id": "3f2c8a9e-4d1b-4c55-9d0e-1b2a3c4d5e6f",
-                    "verdict": "wrong_diagnosis",
-                    "corrected_diagnosis": "sepsis",
-                    "reason": "Lactate 4.8, hypotension after fluids",
-                    "clinician_id": "clin-7f3a",
-                }
-            ]
-        },
+        json_schema_extra=_document_rules,
     )
 
     prediction_id: str = Field(

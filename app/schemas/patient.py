@@ -149,9 +149,11 @@ class PatientRecordBase(BaseModel):
             elif isinstance(value, str) and name in _VALUE_ALIASES:
                 value = _VALUE_ALIASES[name].get(value.strip().lower(), value)
             elif name in _MULTILABEL and isinstance(value, list):
-                value = list(
-                    dict.fromkeys(v.strip().lower() if isinstance(v, str) else v for v in value)
-                )
+                # Normalise and de-duplicate codes; anything else (numbers, lists, objects)
+                # is kept as is for validation to reject with its reason (never a 500).
+                codes = [v.strip().lower() for v in value if isinstance(v, str)]
+                others = [v for v in value if not isinstance(v, str)]
+                value = list(dict.fromkeys(codes)) + others
             out[name] = value
         return out
 
