@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import threading
 import time
@@ -198,7 +199,9 @@ class ModelManager:
         async with self._lock:
             self._attempts += 1
             bundle, predictor = await self._load_any()
+            replaced = self._bundle is not None
             self._bundle, self._predictor = bundle, predictor  # the atomic swap
+            _freeze_heap(collect=replaced)
             self._state, self._last_error = "ready", None
             for name, version in (
                 (self.settings.diagnosis_model_name, bundle.diagnosis_version),
@@ -291,3 +294,18 @@ class ModelManager:
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
+
+
+def _freeze_heap(collect: bool) -> None:
+    """Move every object alive now (libraries, models) out of the cyclic GC's reach.
+
+    Only the cyclic collector is affected (reference counting still frees objects). Without it
+    each collection re-scans the ~360k objects of the loaded libraries: a 1,000-patient batch
+    spent 74-76 ms of its 171 ms process CPU in GC, 16-23 ms of 113-132 ms frozen (in-process
+    harness, 10 batches, gc.callbacks timing). After a reload, the previous bundle is first
+    given back to the collector (``collect``) so it can be freed.
+    """
+    if collect:
+        gc.unfreeze()
+        gc.collect()
+    gc.freeze()
