@@ -24,8 +24,6 @@ RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 curl \
  && useradd --create-home --uid 10001 app
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /home/app
-COPY --chown=app:app alembic.ini ./
-COPY --chown=app:app app/store/migrations ./app/store/migrations
 USER app
 RUN mkdir -p /home/app/data /home/app/bentoml
 EXPOSE 8000
