@@ -94,7 +94,21 @@ def build_bundle(load: Callable[[], LoadedPair], top_k: int) -> tuple[ModelBundl
     # The first call pays CatBoost's lazy initialisation; not counted as a prediction.
     Predictor(bundle, 1, observe=False).predict_many([warmup_record()])
     bundle = replace(bundle, load_seconds=time.perf_counter() - t0)
+    # The SHAP explainer takes 1-2 s to build: off the path to ready, so the first
+    # `explain=true` request does not pay it (a request racing it waits for the same build).
+    threading.Thread(
+        target=_prepare_explainer, args=(bundle,), name="explainer-warmup", daemon=True
+    ).start()
     return bundle, Predictor(bundle, top_k)
+
+
+def _prepare_explainer(bundle: ModelBundle) -> None:
+    from app.serving import explain  # lazy: not needed to become ready
+
+    try:
+        explain.prepare(bundle)
+    except Exception:  # a failure here only means explanations are built on first use
+        logger.warning("explainer warm-up failed", exc_info=True)
 
 
 class ModelManager:
