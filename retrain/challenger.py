@@ -22,13 +22,11 @@ from train_pipeline.fitting import (
     assess_diagnosis,
     fit_and_assess_treatment,
     fit_diagnosis,
+    fit_treatment,
     threads_params,
 )
-from train_pipeline.models import treatment
-from train_pipeline.models.coherence import learn_allowed_pairs, merge_overrides
-from train_pipeline.models.pipeline import DEFAULT_PARAMS, class_weights
-from train_pipeline.models.treatment import DIAGNOSIS_COLUMN
-from train_pipeline.split import class_order, encode_labels, split_dataset
+from train_pipeline.models.pipeline import DEFAULT_PARAMS
+from train_pipeline.split import split_dataset
 from train_pipeline.train import clean_frame, resolve_task
 
 if TYPE_CHECKING:
@@ -117,28 +115,6 @@ def load_split(
         return split_dataset(df, task.feature_names, task.diagnosis.name, test_size, seed)
     test = clean_frame(load_task_data(holdout_path, task, task_cfg), task)
     return without_leaks(df, test, task.feature_names), test.reset_index(drop=True)
-
-
-def fit_treatment(
-    task: TaskContract,
-    train: pd.DataFrame,
-    opts: FitOptions,
-    params: dict[str, Any],
-    out: Assessment,
-) -> None:
-    """The treatment pipeline as `make train` fits it (true diagnoses in, class weights,
-    allowed pairs learned from the same rows), without the baseline comparisons."""
-    assert task.treatment is not None
-    target, dtarget = task.treatment.name, task.diagnosis.name
-    tr = train.loc[train[target].notna()].copy()
-    tr[DIAGNOSIS_COLUMN] = tr[dtarget].astype(str)
-    classes = class_order(task.treatment.codes, tr[target].astype(str).unique())
-    y = encode_labels(tr[target], classes)
-    pipe = treatment.build_pipeline(task, opts.model_type, params, opts.seed)
-    pipe.fit(tr, y, model__sample_weight=class_weights(y, opts.class_weight))
-    learned = learn_allowed_pairs(tr[DIAGNOSIS_COLUMN], tr[target].astype(str))
-    out.treatment_pipeline, out.treatment_classes = pipe, classes
-    out.allowed_pairs = merge_overrides(learned, task.allowed_pairs)
 
 
 def fit_challenger(

@@ -204,6 +204,33 @@ def _baselines(
     return cmp
 
 
+def fit_treatment(
+    task: TaskContract,
+    train: pd.DataFrame,
+    opts: FitOptions,
+    params: dict[str, Any],
+    out: Assessment,
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """The treatment pipeline (true diagnoses in, class weights) and the allowed-pairs table
+    learned from the same rows (task overrides applied); used by training and retraining.
+
+    Returns:
+        The rows the pipeline was fitted on (with the diagnosis column) and their labels.
+    """
+    assert task.treatment is not None
+    target, dtarget = task.treatment.name, task.diagnosis.name
+    tr = train.loc[train[target].notna()].copy()
+    tr[DIAGNOSIS_COLUMN] = tr[dtarget].astype(str)
+    classes = class_order(task.treatment.codes, tr[target].astype(str).unique())
+    y = encode_labels(tr[target], classes)
+    pipe = treatment.build_pipeline(task, opts.model_type, params, opts.seed)
+    pipe.fit(tr, y, model__sample_weight=class_weights(y, opts.class_weight))
+    learned = learn_allowed_pairs(tr[DIAGNOSIS_COLUMN], tr[target].astype(str))
+    out.treatment_pipeline, out.treatment_classes = pipe, classes
+    out.allowed_pairs = merge_overrides(learned, task.allowed_pairs)
+    return tr, y
+
+
 def fit_and_assess_treatment(
     task: TaskContract,
     train: pd.DataFrame,
@@ -215,16 +242,10 @@ def fit_and_assess_treatment(
 ) -> None:
     """Train on true diagnoses; evaluate end-to-end on the PREDICTED diagnoses of `test`."""
     assert task.treatment is not None
-    target, dtarget = task.treatment.name, task.diagnosis.name
-    tr = train.loc[train[target].notna()].copy()
-    tr[DIAGNOSIS_COLUMN] = tr[dtarget].astype(str)
-    classes = class_order(task.treatment.codes, tr[target].astype(str).unique())
-    y = encode_labels(tr[target], classes)
-    pipe = treatment.build_pipeline(task, opts.model_type, params, opts.seed)
-    pipe.fit(tr, y, model__sample_weight=class_weights(y, opts.class_weight))
-    learned = learn_allowed_pairs(tr[DIAGNOSIS_COLUMN], tr[target].astype(str))
-    allowed = merge_overrides(learned, task.allowed_pairs)
-    out.treatment_pipeline, out.treatment_classes, out.allowed_pairs = pipe, classes, allowed
+    target = task.treatment.name
+    tr, y = fit_treatment(task, train, opts, params, out)
+    pipe, classes, allowed = out.treatment_pipeline, out.treatment_classes, out.allowed_pairs
+    assert pipe is not None
 
     te = test.assign(**{DIAGNOSIS_COLUMN: pred_diag})
     te = te.loc[te[target].notna()]
