@@ -6,43 +6,26 @@ cases also run on PostgreSQL (tests/unit/test_store_repository.py, ``postgresql`
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import inspect
 
 from app.store import db, repository
 from app.store.tables import Base
+from tests.pg_schema import empty_pg_schema
 
 pytestmark = pytest.mark.integration
 
-DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TABLES = {"predictions", "feedback", "retrain_jobs"}
 
 
 @pytest.fixture
 def empty_schema_url() -> Iterator[str]:
-    base = os.environ.get("HP_TEST_DATABASE_URL", DEFAULT_PG_URL)
-    admin = db.make_engine(base)
-    schema = f"hp_test_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except OperationalError as exc:
-        admin.dispose()
-        pytest.fail(f"PostgreSQL at {base} is not reachable (set HP_TEST_DATABASE_URL): {exc}")
-    sep = "&" if "?" in base else "?"
-    try:
-        yield f"{base}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with empty_pg_schema() as url:
+        yield url
 
 
 def test_upgrade_empty_database_then_downgrade(empty_schema_url: str) -> None:

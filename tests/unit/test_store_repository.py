@@ -6,7 +6,6 @@ release a SAVEPOINT); the concurrency tests use their own committed database.
 
 from __future__ import annotations
 
-import os
 import threading
 import uuid
 from collections.abc import Iterator
@@ -16,14 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select, text
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.store import db, repository
 from app.store.tables import FeedbackRow, PredictionRow
+from tests.pg_schema import empty_pg_schema
 
-DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)]
 
 
@@ -35,24 +34,9 @@ def fresh_database(backend: str, tmp_path: Path) -> Iterator[str]:
         db.upgrade(url)
         yield url
         return
-    base = os.environ.get("HP_TEST_DATABASE_URL", DEFAULT_PG_URL)
-    admin = db.make_engine(base)
-    schema = f"hp_test_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except OperationalError as exc:
-        admin.dispose()
-        pytest.fail(f"PostgreSQL at {base} is not reachable (set HP_TEST_DATABASE_URL): {exc}")
-    sep = "&" if "?" in base else "?"
-    url = f"{base}{sep}options=-csearch_path%3D{schema}"
-    try:
+    with empty_pg_schema() as url:
         db.upgrade(url)
         yield url
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

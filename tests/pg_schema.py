@@ -1,0 +1,40 @@
+"""A throwaway PostgreSQL schema on ``HP_TEST_DATABASE_URL`` for store tests (dropped after).
+
+An unreachable server FAILS the test with the URL tried: these tests never skip.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+
+from app.store import db
+
+DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@contextmanager
+def empty_pg_schema() -> Iterator[str]:
+    """Yield a URL whose search_path is a new, empty, uniquely named schema."""
+    base = os.environ.get("HP_TEST_DATABASE_URL", DEFAULT_PG_URL)
+    admin = db.make_engine(base)
+    schema = f"hp_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except OperationalError as exc:
+        admin.dispose()
+        pytest.fail(f"PostgreSQL at {base} is not reachable (set HP_TEST_DATABASE_URL): {exc}")
+    sep = "&" if "?" in base else "?"
+    try:
+        yield f"{base}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
