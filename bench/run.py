@@ -14,18 +14,11 @@ import argparse
 import json
 import math
 import os
-import platform
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -36,45 +29,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app.settings import Settings  # noqa: E402
+from bench.report import render  # noqa: E402
+from bench.servers import PY, Result, Server, free_port, model_calls, start, stop, tree_rss_mib  # noqa: E402
 from train_pipeline.contract import ED_COHORT, SYMPTOM_SEPARATOR  # noqa: E402
 
 console = Console(stderr=True)
 LUA = ROOT / "bench" / "wrk" / "predict.lua"
-PY = sys.executable
 API_KEY = "bench-clinician-key"
 N_BODIES = 500
-
-
-@dataclass
-class Result:
-    """One wrk measurement."""
-
-    target: str
-    connections: int
-    rps: float
-    p50_ms: float
-    p99_ms: float
-    errors: int
-    requests: int
-
-
-@dataclass
-class Server:
-    """A target server: how to start it, when it is ready, how to call it."""
-
-    key: str
-    name: str
-    cmd: list[str]
-    env: dict[str, str]
-    ready_path: str
-    path: str
-    bodies: Path
-    api_key: str = ""
-    proc: subprocess.Popen[bytes] | None = None
-    ready_s: float = math.nan
-    rss_mib: float = math.nan
-    mean_batch: float = math.nan
-    results: list[Result] = field(default_factory=list)
 
 
 # --- data ------------------------------------------------------------------------------------
@@ -156,86 +118,6 @@ def write_bodies(tmp: Path, payloads: list[dict[str, Any]], batch: int) -> dict[
 
 
 # --- processes -------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start(server: Server, port: int, log_dir: Path, timeout_s: float = 180) -> None:
-    """Start the server and wait until ``ready_path`` answers 200 (time to ready)."""
-    log = (log_dir / f"{server.key}.log").open("wb")
-    t0 = time.monotonic()
-    server.proc = subprocess.Popen(
-        server.cmd,
-        cwd=ROOT,
-        # the venv's bin first: `mlflow models serve` execs `uvicorn` from PATH
-        env={**os.environ, "PATH": f"{Path(PY).parent}:{os.environ.get('PATH', '')}", **server.env},
-        stdout=log,
-        stderr=log,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}{server.ready_path}"
-    while time.monotonic() - t0 < timeout_s:
-        if server.proc.poll() is not None:
-            raise RuntimeError(f"{server.name} exited; see {log.name}")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as resp:
-                if resp.status == 200:
-                    server.ready_s = time.monotonic() - t0
-                    return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"{server.name} not ready after {timeout_s} s; see {log.name}")
-
-
-def tree_rss_mib(pid: int) -> float:
-    """RSS of a process and all its descendants (MiB), from /proc."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    total, todo = 0, [pid]
-    while todo:
-        p = todo.pop()
-        todo.extend(children.get(p, []))
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            continue
-    return total / 1024
-
-
-def stop(server: Server) -> None:
-    if server.proc is None or server.proc.poll() is not None:
-        return
-    os.killpg(server.proc.pid, signal.SIGTERM)
-    try:
-        server.proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.proc.pid, signal.SIGKILL)
-        server.proc.wait()
-
-
-def model_calls(port: int) -> float:
-    """Mean records per diagnosis model call so far, from HealthPredict's /metrics."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-        text = resp.read().decode()
-    calls = predictions = 0.0
-    for line in text.splitlines():
-        if line.startswith('healthpredict_stage_duration_seconds_count{stage="diagnosis"}'):
-            calls = float(line.rsplit(" ", 1)[1])
-        elif line.startswith("healthpredict_predictions_total{"):
-            predictions += float(line.rsplit(" ", 1)[1])
-    return predictions / calls if calls else math.nan
-
-
 # --- wrk ---------------------------------------------------------------------------------------
 def wrk(
     server: Server,
@@ -423,111 +305,6 @@ def main() -> None:
     path.write_text(report)
     console.print(report)
     console.log(f"written to {path} (server logs in {tmp})")
-
-
-def versions() -> str:
-    pkgs = [
-        "fastapi",
-        "uvicorn",
-        "mlflow",
-        "bentoml",
-        "catboost",
-        "scikit-learn",
-        "numpy",
-        "orjson",
-        "pydantic",
-    ]
-    wrk_v = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split()[:2]
-    cpu = next(
-        (
-            ln.split(":", 1)[1].strip()
-            for ln in Path("/proc/cpuinfo").read_text().splitlines()
-            if ln.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    return (
-        f"Python {platform.python_version()}; "
-        + ", ".join(f"{p} {version(p)}" for p in pkgs)
-        + f"; {' '.join(wrk_v)}; {os.cpu_count()} x {cpu}"
-    )
-
-
-def render(
-    todo: list[Server],
-    batch: list[Result],
-    args: argparse.Namespace,
-    load_before: tuple[float, ...],
-    load_after: tuple[float, ...],
-) -> str:
-    extra = "".join(f" --hp-env {kv}" for kv in args.hp_env)
-    lines = [
-        f"# Benchmark {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-        "",
-        f"Command: `python bench/run.py --duration {args.duration:g} --warmup {args.warmup:g}"
-        f" --only {args.only}{extra}` (`make bench`). wrk, loopback, one worker per server, "
-        f"{args.duration:g} s per measurement after a {args.warmup:g} s warm-up at 8 connections; "
-        "each request a different cohort patient.",
-        "",
-        f"Versions: {versions()}.",
-        f"Load average before / after: {load_before[0]:.1f} / {load_after[0]:.1f} "
-        "(the machine is shared; figures are from one run).",
-        "",
-        "| server | req/s, 1 conn | p50, 1 conn | req/s, 8 conn | p50, 8 conn | p99, 8 conn "
-        "| errors | RSS after load | ready after |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for s in todo:
-        by = {r.connections: r for r in s.results}
-        if not by:
-            continue
-        one, eight = by.get(1), by.get(8)
-        lines.append(
-            f"| ({s.key}) {s.name} | {_f(one, 'rps')} | {_f(one, 'p50_ms', ' ms')} "
-            f"| {_f(eight, 'rps')} | {_f(eight, 'p50_ms', ' ms')} | {_f(eight, 'p99_ms', ' ms')} "
-            f"| {sum(r.errors for r in s.results)} | {s.rss_mib:.0f} MiB | {s.ready_s:.1f} s |"
-        )
-    for s in todo:
-        if s.key == "a" and not math.isnan(s.mean_batch):
-            lines += [
-                "",
-                f"(a) micro-batching: {s.mean_batch:.2f} requests per model call on "
-                "average over its warm-up and both runs (from its /metrics).",
-            ]
-        if s.key == "a" and args.hp_env:
-            lines += ["", f"(a) settings: {', '.join(args.hp_env)}"]
-    rps = {s.key: {r.connections: r.rps for r in s.results} for s in todo}
-    if rps.get("a"):
-        lines += ["", "Ratios (HealthPredict a over the others, req/s):", ""]
-        for other in ("b", "c", "d"):
-            if rps.get(other):
-                parts = [
-                    f"{c} conn {rps['a'][c] / rps[other][c]:.1f}"
-                    for c in (1, 8)
-                    if c in rps["a"] and c in rps[other]
-                ]
-                lines.append(f"- a/{other}: " + ", ".join(parts))
-    if batch:
-        lines += [
-            "",
-            f"(e) `POST /predict/batch`, {args.batch} patients per request:",
-            "",
-            "| connections | requests/s | patients/s | p50 | p99 | errors |",
-            "|---|---|---|---|---|---|",
-        ]
-        for r in batch:
-            lines.append(
-                f"| {r.connections} | {r.rps:.1f} | {r.rps * args.batch:,.0f} "
-                f"| {r.p50_ms:.0f} ms | {r.p99_ms:.0f} ms | {r.errors} |"
-            )
-    return "\n".join(lines) + "\n"
-
-
-def _f(r: Result | None, attr: str, unit: str = "") -> str:
-    if r is None:
-        return "-"
-    v = getattr(r, attr)
-    return f"{v:,.0f}{unit}" if attr == "rps" else f"{v:.2f}{unit}"
 
 
 if __name__ == "__main__":
