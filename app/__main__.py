@@ -57,7 +57,7 @@ def run_gunicorn(settings: Settings) -> None:
     from prometheus_client import multiprocess
 
     def child_exit(_server: Any, worker: Any) -> None:
-        multiprocess.mark_process_dead(worker.pid)  # drop the dead worker's live gauges
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]  # live gauges
 
     class _Gunicorn(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:

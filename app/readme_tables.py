@@ -29,8 +29,10 @@ def settings_table_markdown() -> str:
 
 
 def symptoms_table_markdown() -> str:
-    return "\n".join(["| code | meaning |", "|---|---|"]
-                     + [f"| `{code}` | {label} |" for code, label in SYMPTOMS])
+    return "\n".join(
+        ["| code | meaning |", "|---|---|"]
+        + [f"| `{code}` | {label} |" for code, label in SYMPTOMS]
+    )
 
 
 def classes_table_markdown() -> str:
@@ -50,13 +52,18 @@ def sections() -> dict[str, str]:
     }
 
 
+def _escape(text: str) -> str:
+    """``text`` as a literal `re.sub` replacement (backslashes doubled)."""
+    return text.replace("\\", "\\\\")
+
+
 def render(readme: str) -> str:
     """Replace every `<!-- BEGIN x -->…<!-- END x -->` block with its generated table."""
     for key, table in sections().items():
         pattern = re.compile(rf"(<!-- BEGIN {key} -->\n)(?:.*?\n)?(<!-- END {key} -->)", re.S)
         if not pattern.search(readme):
             raise ValueError(f"README has no <!-- BEGIN {key} --> … <!-- END {key} --> block")
-        readme = pattern.sub(lambda m, t=table: m.group(1) + t + "\n" + m.group(2), readme)
+        readme = pattern.sub(rf"\g<1>{_escape(table)}\n\g<2>", readme)
     return readme
 
 

@@ -25,16 +25,21 @@ class Settings(BaseSettings):
 
     # --- runtime -------------------------------------------------------------------------
     environment: Literal["development", "test", "production"] = Field(
-        "development", description="Deployment environment; default secrets are refused "
-        "outside development and test."
+        "development",
+        description="Deployment environment; default secrets are refused "
+        "outside development and test.",
     )
     host: str = Field("127.0.0.1", description="Interface `python -m app` binds to.")
     port: int = Field(8000, description="Port `python -m app` listens on.")
-    workers: int = Field(1, ge=1, description="Worker processes (gunicorn + uvicorn workers "
-                         "when > 1).")
+    workers: int = Field(
+        1, ge=1, description="Worker processes (gunicorn + uvicorn workers when > 1)."
+    )
     log_level: str = Field("INFO", description="Root log level (JSON lines on stderr).")
-    access_log: bool = Field(True, description="One JSON access-log line per request (request "
-                             "id, route, status, latency, model version).")
+    access_log: bool = Field(
+        True,
+        description="One JSON access-log line per request (request "
+        "id, route, status, latency, model version).",
+    )
     data_dir: Path = Field(PROJECT_ROOT / "data", description="Generated data, SQLite files.")
 
     # --- models --------------------------------------------------------------------------
@@ -43,37 +48,59 @@ class Settings(BaseSettings):
         description="MLflow tracking/registry URI (`MLFLOW_TRACKING_URI` is honoured when "
         "this is unset).",
     )
-    mlflow_timeout_s: float = Field(10.0, gt=0, description="Deadline for the whole MLflow "
-                                    "load attempt at startup before falling back to BentoML.")
-    bentoml_home: Path = Field(PROJECT_ROOT / "bentoml_home", description="BentoML model "
-                               "store (`BENTOML_HOME` is honoured when this is unset).")
-    diagnosis_model_name: str = Field("healthpredict-diagnosis", description="Registered "
-                                      "diagnosis model name (MLflow and BentoML).")
-    treatment_model_name: str = Field("healthpredict-treatment", description="Registered "
-                                      "treatment model name (MLflow and BentoML).")
+    mlflow_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Deadline for the whole MLflow "
+        "load attempt at startup before falling back to BentoML.",
+    )
+    bentoml_home: Path = Field(
+        PROJECT_ROOT / "bentoml_home",
+        description="BentoML model store (`BENTOML_HOME` is honoured when this is unset).",
+    )
+    diagnosis_model_name: str = Field(
+        "healthpredict-diagnosis",
+        description="Registered diagnosis model name (MLflow and BentoML).",
+    )
+    treatment_model_name: str = Field(
+        "healthpredict-treatment",
+        description="Registered treatment model name (MLflow and BentoML).",
+    )
     model_alias: str = Field("champion", description="MLflow alias served.")
-    model_retry_interval_s: float = Field(15.0, gt=0, description="Background retry period "
-                                          "while degraded (no model loaded).")
+    model_retry_interval_s: float = Field(
+        15.0, gt=0, description="Background retry period while degraded (no model loaded)."
+    )
 
     # --- serving -------------------------------------------------------------------------
-    batch_max_size: int = Field(5000, ge=1, description="Largest `POST /predict/batch` "
-                                "(413 beyond).")
+    batch_max_size: int = Field(
+        5000, ge=1, description="Largest `POST /predict/batch` (413 beyond)."
+    )
     top_k: int = Field(3, ge=1, description="Diagnoses listed in `diagnosis.top_k`.")
-    microbatch_window_ms: float = Field(1.0, ge=0, description="How long a single request "
-                                        "waits for others to share one model call (0 = off).")
+    microbatch_window_ms: float = Field(
+        1.0,
+        ge=0,
+        description="How long a single request waits for others to share one model call (0 = off).",
+    )
     microbatch_max_size: int = Field(64, ge=1, description="Most requests in one model call.")
     audit_queue_size: int = Field(10000, ge=1, description="Write-behind audit queue bound.")
-    audit_flush_interval_s: float = Field(0.2, gt=0, description="First delay before retrying "
-                                          "a failed audit write (the queue is otherwise "
-                                          "flushed as soon as rows arrive, in batches).")
+    audit_flush_interval_s: float = Field(
+        0.2,
+        gt=0,
+        description="First delay before retrying "
+        "a failed audit write (the queue is otherwise "
+        "flushed as soon as rows arrive, in batches).",
+    )
 
     # --- storage -------------------------------------------------------------------------
     database_url: str = Field(
         f"sqlite:///{PROJECT_ROOT / 'data' / 'healthpredict.db'}",
         description="SQLAlchemy URL of the audit/feedback store (PostgreSQL in production).",
     )
-    auto_migrate: bool = Field(True, description="Apply the store's Alembic migrations at "
-                               "startup (turn off when a deploy step runs `make migrate`).")
+    auto_migrate: bool = Field(
+        True,
+        description="Apply the store's Alembic migrations at "
+        "startup (turn off when a deploy step runs `make migrate`).",
+    )
 
     # --- security ------------------------------------------------------------------------
     auth_enabled: bool = Field(True, description="Require `X-API-Key` on API routes.")
@@ -83,39 +110,59 @@ class Settings(BaseSettings):
         "startup, never kept in clear.",
     )
     metrics_protected: bool = Field(False, description="Require an API key on `/metrics`.")
-    rate_limit_per_minute: int = Field(6000, ge=1, description="Requests per minute per key "
-                                       "(429 beyond).")
+    rate_limit_per_minute: int = Field(
+        6000, ge=1, description="Requests per minute per key (429 beyond)."
+    )
 
     # --- feedback and retraining ---------------------------------------------------------
-    retrain_min_feedback: int = Field(50, ge=1, description="Feedback rows needed before "
-                                      "retraining is recommended.")
-    retrain_error_rate: float = Field(0.2, ge=0, le=1, description="Error rate in feedback "
-                                      "that recommends retraining.")
+    retrain_min_feedback: int = Field(
+        50, ge=1, description="Feedback rows needed before retraining is recommended."
+    )
+    retrain_error_rate: float = Field(
+        0.2, ge=0, le=1, description="Error rate in feedback that recommends retraining."
+    )
     retrain_metric: str = Field("f1_macro", description="Metric the challenger must improve.")
     retrain_margin: float = Field(0.0, ge=0, description="By how much it must improve.")
-    retrain_schedule_cron: str = Field("0 3 * * *", description="Celery Beat schedule "
-                                       "(cron: minute hour day month weekday).")
-    celery_broker_url: str | None = Field(None, description="Celery broker (Redis). Unset: "
-                                          "the API runs retrain jobs in its own worker.")
-    training_data_path: Path = Field(PROJECT_ROOT / "data" / "clinical_cohort.csv",
-                                     description="Original training data used by retraining.")
-    retrain_holdout_path: Path | None = Field(None, description="Explicit held-out CSV "
-                                              "(e.g. an adjudicated evaluation set) both "
-                                              "models are scored on; unset: the training "
-                                              "data's deterministic test split.")
-    retrain_job_timeout_s: float = Field(7200.0, gt=0, description="A queued/running retrain "
-                                         "job older than this is deemed dead (its worker "
-                                         "crashed) and no longer blocks a new one.")
-    retrain_notify_url: str | None = Field(None, description="Celery/CLI retrains POST here "
-                                           "after a promotion (e.g. `http://api:8000/models/"
-                                           "reload`, with the first admin key of "
-                                           "`HP_API_KEYS`) so the API swaps at once.")
+    retrain_schedule_cron: str = Field(
+        "0 3 * * *", description="Celery Beat schedule (cron: minute hour day month weekday)."
+    )
+    celery_broker_url: str | None = Field(
+        None,
+        description="Celery broker (Redis). Unset: the API runs retrain jobs in its own worker.",
+    )
+    training_data_path: Path = Field(
+        PROJECT_ROOT / "data" / "clinical_cohort.csv",
+        description="Original training data used by retraining.",
+    )
+    retrain_holdout_path: Path | None = Field(
+        None,
+        description="Explicit held-out CSV "
+        "(e.g. an adjudicated evaluation set) both "
+        "models are scored on; unset: the training "
+        "data's deterministic test split.",
+    )
+    retrain_job_timeout_s: float = Field(
+        7200.0,
+        gt=0,
+        description="A queued/running retrain "
+        "job older than this is deemed dead (its worker "
+        "crashed) and no longer blocks a new one.",
+    )
+    retrain_notify_url: str | None = Field(
+        None,
+        description="Celery/CLI retrains POST here "
+        "after a promotion (e.g. `http://api:8000/models/"
+        "reload`, with the first admin key of "
+        "`HP_API_KEYS`) so the API swaps at once.",
+    )
 
     # --- monitoring ----------------------------------------------------------------------
-    drift_window_size: int = Field(500, ge=10, description="Recent live inputs compared with "
-                                   "the training reference.")
-    drift_refresh_s: float = Field(60.0, gt=0, description="How often the drift report is "
-                                   "recomputed in the background.")
+    drift_window_size: int = Field(
+        500, ge=10, description="Recent live inputs compared with the training reference."
+    )
+    drift_refresh_s: float = Field(
+        60.0, gt=0, description="How often the drift report is recomputed in the background."
+    )
 
     @model_validator(mode="after")
     def _honour_tool_env_vars(self) -> Settings:
@@ -133,8 +180,9 @@ class Settings(BaseSettings):
         if self.environment == "production":
             keys = self.api_keys.get_secret_value()
             if DEFAULT_ADMIN_KEY in keys or DEFAULT_CLINICIAN_KEY in keys:
-                raise ValueError("HP_API_KEYS still holds the development keys; set real keys "
-                                 "in production")
+                raise ValueError(
+                    "HP_API_KEYS still holds the development keys; set real keys in production"
+                )
         return self
 
 

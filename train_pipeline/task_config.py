@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from train_pipeline import contract
+from train_pipeline.contract import TaskContract
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TASKS_DIR = Path(__file__).resolve().parent / "tasks"
@@ -147,7 +148,7 @@ class TaskConfig(_Strict):
             return PROJECT_ROOT / self.csv
         return Path(data_root or DEFAULT_SHARED_DATA) / self.csv
 
-    def to_contract(self) -> contract.TaskContract:
+    def to_contract(self) -> TaskContract:
         """The `TaskContract` of this task (the built-in one when ``contract`` is set)."""
         if self.contract is not None:
             base = BUILTIN_CONTRACTS[self.contract]

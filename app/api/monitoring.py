@@ -55,5 +55,5 @@ async def read_importance(bundle: BundleDep) -> ImportanceResponse:
     return ImportanceResponse(
         run_id=bundle.run_id,
         model_type=bundle.meta.model_type,
-        importance=[{"feature": f, "importance": v} for f, v in ranked],  # type: ignore[misc]
+        importance=[{"feature": f, "importance": v} for f, v in ranked],
     )

@@ -140,7 +140,7 @@ async def create_retrain_job(
     return RetrainAccepted(
         job_id=job.id,
         status="queued",
-        executor=executor,  # type: ignore[arg-type]
+        executor=executor,
         status_url=str(request.url_for("read_retrain_job", job_id=job.id).path),
     )
 

@@ -82,9 +82,7 @@ def _field(feat: Feature) -> tuple[Any, Any]:
         ann = Literal.__getitem__(feat.categories)  # an enum of the contract's codes
     elif feat.kind == "multilabel":
         item: Any = Literal.__getitem__(feat.categories)
-        return list[item] | None, Field(
-            default_factory=list, max_length=feat.max_items, **common
-        )
+        return list[item] | None, Field(default_factory=list, max_length=feat.max_items, **common)
     else:  # pragma: no cover - the contract's Kind is closed
         raise ValueError(f"unknown kind {feat.kind!r}")
     if required:

@@ -52,11 +52,12 @@ def fuzz_client(served_app):  # type: ignore[no-untyped-def]
 
 
 @schema.parametrize()
-@settings(max_examples=25, deadline=None, derandomize=True,
-          suppress_health_check=list(HealthCheck))
+@settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_no_server_error_and_responses_match_schema(case, fuzz_client) -> None:  # type: ignore[no-untyped-def]
     headers = dict(case.headers or {})
-    if "X-API-Key" in headers:  # a generated key is replaced by a real one; an absent key stays absent
+    if (
+        "X-API-Key" in headers
+    ):  # a generated key is replaced by a real one; an absent key stays absent
         headers["X-API-Key"] = DEFAULT_ADMIN_KEY
     body: dict[str, object] = {}
     if isinstance(case.body, bytes | str):  # negative cases may send raw, non-JSON bodies

@@ -1,4 +1,4 @@
-"""The README's generated tables match the feature contract and Settings; its set-up commands exist."""
+"""The README tables match the feature contract and Settings; its set-up commands exist."""
 
 from __future__ import annotations
 
