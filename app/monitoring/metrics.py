@@ -218,9 +218,7 @@ def observe_prediction(
     diagnosis: str | None, treatment: str | None, quality: str, model_version: str
 ) -> None:
     """Count one prediction (``None`` codes = abstention, labelled ``none``)."""
-    m = _metrics
-    m.predictions.labels(model_version or "none", diagnosis or "none", treatment or "none").inc()
-    m.prediction_quality.labels(quality).inc()
+    observe_predictions([(diagnosis, treatment, quality)], model_version)
 
 
 def observe_predictions(
@@ -228,7 +226,7 @@ def observe_predictions(
 ) -> None:
     """Count many predictions at once: ``outcomes`` are (diagnosis, treatment, quality).
 
-    Same counters as `observe_prediction` per item, one ``inc(n)`` per label combination
+    The one implementation of the prediction counters: one ``inc(n)`` per label combination
     (a 1,000-record batch: ~7 ms of per-record ``labels().inc()`` -> well under 1 ms).
     """
     m = _metrics
