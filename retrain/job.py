@@ -124,7 +124,7 @@ def challenger_meta(
 ) -> BundleMeta:
     sample = p.test.head(200)
     importance = out.importance or FastPipeline.from_pipeline(
-        out.diagnosis_pipeline
+        out.diagnosis_pipeline, forest=False
     ).global_importance({c: sample[c].to_numpy() for c in sample})
     return BundleMeta(
         task=p.task.name,

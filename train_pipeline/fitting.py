@@ -152,7 +152,7 @@ def assess_diagnosis(
 
 def explain_diagnosis(test: pd.DataFrame, out: Assessment, seed: int, rows: int = 400) -> None:
     """Global mean |SHAP| per original feature on a held-out sample, and its bar chart."""
-    fast = FastPipeline.from_pipeline(out.diagnosis_pipeline)
+    fast = FastPipeline.from_pipeline(out.diagnosis_pipeline, forest=False)
     sample = test.sample(min(len(test), rows), random_state=seed)
     out.importance = fast.global_importance({c: sample[c].to_numpy() for c in sample.columns})
     out.figures["shap_importance_diagnosis.png"] = ev.importance_figure(

@@ -14,14 +14,13 @@ weights, and the last split of a tree is its root.
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from dataclasses import dataclass
 from math import factorial
 from typing import Any
 
 import numpy as np
+
+from train_pipeline.models.oblivious import catboost_spec
 
 
 @dataclass(frozen=True)
@@ -96,14 +95,7 @@ class ObliviousTreeShap:
     """SHAP values of a fitted CatBoost model from precomputed per-tree tables."""
 
     def __init__(self, model: Any) -> None:
-        fd, path = tempfile.mkstemp(suffix=".json")
-        os.close(fd)
-        try:
-            model.save_model(path, format="json")
-            with open(path, encoding="utf-8") as fh:
-                spec = json.load(fh)
-        finally:
-            os.unlink(path)
+        spec = catboost_spec(model)
         scale, bias = spec.get("scale_and_bias", [1.0, [0.0]])
         self.scale = float(scale)
         self.bias = np.atleast_1d(np.asarray(bias, dtype=float))

@@ -10,7 +10,7 @@ from sklearn.pipeline import Pipeline
 from train_pipeline.contract import ED_COHORT
 from train_pipeline.data.generate import generate_cohort
 from train_pipeline.models import diagnosis, treatment
-from train_pipeline.models.coherence import coherent_choice, learn_allowed_pairs
+from train_pipeline.models.coherence import CoherenceTable, coherent_choice, learn_allowed_pairs
 from train_pipeline.models.fast import FastPipeline
 from train_pipeline.split import encode_labels
 
@@ -53,6 +53,8 @@ def test_fast_path_matches_pipeline(
         rng = np.random.default_rng(0)
         rows = rows.assign(diagnosis=rng.choice(ED_COHORT.diagnosis.codes, len(rows)))
     fast = FastPipeline.from_pipeline(pipe)
+    # CatBoost: single rows and small batches go through the NumPy forest, the rest CatBoost
+    assert (fast.forest is not None) == (model_type == "catboost")
     expected = pipe.predict_proba(rows)
     cols = _columns(rows)
     np.testing.assert_allclose(fast.predict_proba(cols), expected, atol=1e-6, rtol=0)
@@ -66,6 +68,9 @@ def test_fast_path_matches_pipeline(
         for a, b in ((0, 7), (7, 71), (71, 1000))
     ]
     np.testing.assert_allclose(np.vstack(chunks), expected, atol=1e-6, rtol=0)
+    # the same predicted class whichever path scored the row
+    np.testing.assert_array_equal(single.argmax(axis=1), expected.argmax(axis=1))
+    np.testing.assert_array_equal(np.vstack(chunks).argmax(axis=1), expected.argmax(axis=1))
     assert fast.transform_matrix(cols).shape[1] == len(fast.sources)
 
 
@@ -95,3 +100,22 @@ def test_coherent_choice_never_returns_a_disallowed_treatment() -> None:
     # all mass on disallowed treatments: the allowed ones share it
     codes, out = coherent_choice(["x"], np.array([[0.0, 0.0, 1.0]]), classes, allowed)
     assert codes == ["a"] and out[0, 0] == 1.0
+
+
+def test_coherence_table_by_class_index_equals_the_rule() -> None:
+    """The predictor's precomputed table: rows by diagnosis index, a zero-mass row (uniform
+    share) in the same call as ordinary ones, and a diagnosis the table does not restrict."""
+    classes = ["a", "b", "c"]
+    table = CoherenceTable(["x", "y", "z"], classes, {"x": ["a"], "y": ["b", "c"]})
+    proba = np.array([[0.1, 0.1, 0.8], [0.9, 0.0, 0.0], [0.2, 0.3, 0.5], [0.5, 0.2, 0.3]])
+    codes, out = table.choose(np.array([0, 1, 2, 1]), proba)
+    assert codes == ["a", "b", "c", "c"]
+    np.testing.assert_array_equal(
+        out, [[1.0, 0.0, 0.0], [0.0, 0.5, 0.5], [0.2, 0.3, 0.5], [0.0, 0.2 / 0.5, 0.3 / 0.5]]
+    )
+    codes_all_positive, out_all_positive = table.choose(np.array([2, 1]), proba[[2, 3]])
+    assert codes_all_positive == ["c", "c"]
+    np.testing.assert_array_equal(out_all_positive, out[[2, 3]])
+    by_code = coherent_choice(["x", "y", "z", "y"], proba, classes, {"x": ["a"], "y": ["b", "c"]})
+    assert by_code[0] == codes
+    np.testing.assert_array_equal(by_code[1], out)
