@@ -28,7 +28,21 @@ class SharedFeatures:
 
     def treatment_raw(self, diag_raw: np.ndarray, diag_codes: Sequence[str]) -> np.ndarray:
         values = np.array([self.code_value[c] for c in diag_codes], dtype=float)
-        return np.insert(diag_raw, self.position, values, axis=1)
+        return self.insert(diag_raw, values)
+
+    def insert(self, diag_raw: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """``np.insert(diag_raw, position, values, axis=1)`` with three slice copies."""
+        n, width = diag_raw.shape
+        p = self.position
+        out = np.empty((n, width + 1))
+        out[:, :p] = diag_raw[:, :p]
+        out[:, p] = values
+        out[:, p + 1 :] = diag_raw[:, p:]
+        return out
+
+    def code_values(self, codes: Sequence[str]) -> np.ndarray:
+        """The inserted value of each code, as an array to index with class numbers."""
+        return np.array([self.code_value[c] for c in codes], dtype=float)
 
     @classmethod
     def probe(

@@ -6,6 +6,7 @@ that identifies the patient.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -64,11 +65,12 @@ _NEWS2_VITALS = {
 }
 
 
-def _points(value: float, table: tuple[tuple[float, int], ...]) -> int:
-    for upper, points in table:
-        if value <= upper:
-            return points
-    raise AssertionError("NEWS2 tables end with +inf")  # pragma: no cover
+# Per vital: the tables' upper bounds and points, for `bisect_left` (the first row whose upper
+# bound the value does not exceed).
+_NEWS2_BOUNDS = tuple(
+    (name, [upper for upper, _ in table], [points for _, points in table])
+    for name, table in _NEWS2_VITALS.items()
+)
 
 
 def news2(record: Mapping[str, Any]) -> tuple[int | None, str | None, bool]:
@@ -79,11 +81,14 @@ def news2(record: Mapping[str, Any]) -> tuple[int | None, str | None, bool]:
     say so.
     """
     parts: list[int] = []
-    for name, table in _NEWS2_VITALS.items():
+    for name, uppers, points in _NEWS2_BOUNDS:
         value = record.get(name)
         if value is None:
             return None, None, False
-        parts.append(_points(float(value), table))
+        value = float(value)
+        if value != value:  # NaN is in no band
+            raise AssertionError("NEWS2 tables end with +inf")  # pragma: no cover
+        parts.append(points[bisect_left(uppers, value)])
     gcs = record.get("glasgow")
     parts.append(NEWS2_NEW_CONFUSION_POINTS if gcs is not None and gcs < 15 else 0)
     parts.append(NEWS2_AIR_POINTS)

@@ -13,10 +13,11 @@ from app.monitoring import metrics
 from app.schemas.patient import PatientRecord
 from app.serving.bundle import ModelBundle, class_codes
 from app.serving.loader import build_bundle
-from app.serving.predictor import Predictor
+from app.serving.predictor import ClassScore, Prediction, Predictor, build_columns
 from app.serving.sources import load_mlflow
 from tests.factories import cohort_payloads, make_patient
 from train_pipeline.contract import ED_COHORT, SYMPTOM_SEPARATOR
+from train_pipeline.features.clinical import SMALL_BATCH
 from train_pipeline.models.treatment import DIAGNOSIS_COLUMN
 
 CRITICAL = ED_COHORT.names_in_tier("critical")
@@ -200,3 +201,65 @@ def test_to_dict_has_the_design_fields(bundle: ModelBundle) -> None:
 
 def test_empty_list(bundle: ModelBundle) -> None:
     assert Predictor(bundle).predict_many([]) == []
+
+
+def test_records_path_equals_the_column_path(
+    bundle: ModelBundle, records: list[dict[str, Any]]
+) -> None:
+    """What `_score` feeds the models: `transform_records` == columns + `transform_columns`, on
+    single records, micro-batches (row by row) and the whole cohort sample (blocks)."""
+    features = bundle.diagnosis.features
+    assert Predictor(bundle)._by_records  # the load-time check passed
+    for k in (1, SMALL_BATCH, SMALL_BATCH + 1, N_ROWS):
+        for i in range(0, N_ROWS, max(k, 97)):
+            batch = records[i : i + k]
+            expected = features.transform_columns(build_columns(batch, features.features))
+            np.testing.assert_array_equal(features.transform_records(batch), expected)
+
+
+def test_fallback_paths_give_the_same_bodies(
+    bundle: ModelBundle, records: list[dict[str, Any]]
+) -> None:
+    """Without the records path or the shared treatment features (a layout the load-time
+    checks refuse), the columns path gives the very same responses."""
+    fast = Predictor(bundle)
+    slow = Predictor(bundle)
+    slow._by_records, slow._shared = False, None
+    for k in (1, 8, 200):
+        batch = records[:k]
+        assert [p.to_dict() for p in slow.predict_many(batch)] == [
+            p.to_dict() for p in fast.predict_many(batch)
+        ]
+
+
+def test_prediction_attributes_read_its_body(
+    bundle: ModelBundle, records: list[dict[str, Any]]
+) -> None:
+    poor = {k: v for k, v in records[0].items() if k not in CRITICAL[:3]}
+    preds = Predictor(bundle).predict_many([*records[:20], poor])
+    for p in preds:
+        body = p.to_dict()
+        rebuilt = Prediction(
+            p.diagnosis,
+            p.treatment,
+            p.quality,
+            p.missing_features,
+            p.imputed_features,
+            p.news2,
+            p.warnings,
+            p.model,
+        )
+        assert rebuilt == p and rebuilt.to_dict() == body
+        assert body["prediction_quality"] == p.quality
+        assert body["news2"] == {"score": p.news2.score, "band": p.news2.band}
+        assert body["warnings"] == [dataclasses.asdict(w) for w in p.warnings]
+        if p.diagnosis is not None and p.treatment is not None:
+            assert body["diagnosis"]["top_k"] == [
+                {"code": c.code, "label": c.label, "probability": c.probability}
+                for c in p.diagnosis.top_k
+            ]
+            assert body["treatment"]["code"] == p.treatment.code
+            assert hash(p.treatment) == hash(ClassScore(*body["treatment"].values()))
+        body["diagnosis"] = "changed"  # a new top-level dict each call
+        assert p.to_dict() != body
+    assert preds[-1].diagnosis is None and preds[-1].quality == "insufficient"

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
 
-from app.serving.rules import evaluate, news2
+from app.serving.rules import (
+    NEWS2_PULSE,
+    NEWS2_RESPIRATORY_RATE,
+    NEWS2_SPO2_SCALE1,
+    NEWS2_SYSTOLIC_BP,
+    NEWS2_TEMPERATURE,
+    evaluate,
+    news2,
+)
 
 NORMAL: dict[str, Any] = {
     "respiratory_rate": 16,
@@ -77,6 +86,29 @@ EDGES = [
 def test_news2_parameter_bands(field: str, value: float, points: int) -> None:
     score, _, _ = news2(rec(**{field: value}))
     assert score == points
+
+
+TABLES = {
+    "respiratory_rate": NEWS2_RESPIRATORY_RATE,
+    "spo2": NEWS2_SPO2_SCALE1,
+    "systolic_bp": NEWS2_SYSTOLIC_BP,
+    "heart_rate": NEWS2_PULSE,
+    "temperature": NEWS2_TEMPERATURE,
+}
+
+
+@pytest.mark.parametrize("field", list(TABLES))
+def test_news2_points_between_and_around_the_edges(field: str) -> None:
+    """Raw values (no rounding): the first row whose upper bound is not exceeded, one ulp
+    either side of every bound, halfway between, and infinities."""
+    table = TABLES[field]
+    values = [-math.inf, math.inf, 0.0]
+    for upper, _ in table[:-1]:
+        values += [upper, math.nextafter(upper, math.inf), math.nextafter(upper, -math.inf)]
+        values += [upper + 0.05, upper + 0.5]
+    for value in values:
+        expected = next(points for upper, points in table if value <= upper)
+        assert news2(rec(**{field: value}))[0] == expected, value
 
 
 # Whole patients, scored by hand from the RCP 2017 chart.

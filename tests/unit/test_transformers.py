@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 
 import numpy as np
@@ -13,6 +14,12 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from train_pipeline.contract import ED_COHORT, Feature
 from train_pipeline.features import ClinicalFeatures, MedianImputer, TargetEncoder
 from train_pipeline.features.clinical import (
+    _BANDS,
+    NEWS2_PARTS,
+    ROW_FORMULAS,
+    SMALL_BATCH,
+    News2Block,
+    _engineered,
     news2_consciousness,
     news2_heart_rate,
     news2_respiratory_rate,
@@ -21,6 +28,7 @@ from train_pipeline.features.clinical import (
     news2_temperature,
     news2_total,
 )
+from train_pipeline.features.encoding import _Lookup
 
 # Ordered target statistics make fit_transform differ from fit().transform() on purpose
 # (a training row never sees its own label; CatBoost does the same): these two checks assert
@@ -187,3 +195,164 @@ def test_median_imputer_pure_numpy_core() -> None:
     imp = MedianImputer().fit(X)
     np.testing.assert_array_equal(imp.statistics_, [2.0, 0.0])
     np.testing.assert_array_equal(imp.transform_array(X), [[1, 0], [3, 0], [2, 0]])
+
+
+# --- the serving paths: the same numbers with fewer NumPy calls ----------------------------
+def _edge_values() -> np.ndarray:
+    """Every NEWS2 / age band edge, one ulp either side, halves, x.x5, zeros, inf and NaN."""
+    edges = [8, 11, 20, 24, 91, 93, 95, 90, 100, 110, 219, 40, 50, 130, 14, 65, 80]
+    edges += [35.0, 36.0, 38.0, 39.0, 35.05, 36.05, 38.05, 39.05, 36.15, 0.0]
+    values = [np.inf, -np.inf, np.nan, -0.0, 1e308, -3.0]
+    for e in map(float, edges):
+        values += [e, np.nextafter(e, np.inf), np.nextafter(e, -np.inf), e + 0.5, e - 0.5, e + 1]
+    return np.array(values)
+
+
+def test_news2_block_and_scalar_scores_equal_the_subscore_functions() -> None:
+    values = _edge_values()
+    grid = np.stack([np.roll(values, 7 * k) for k in range(len(NEWS2_PARTS))], axis=1)
+    block = News2Block(range(len(NEWS2_PARTS)), [_BANDS[fn] for *_, fn in NEWS2_PARTS])
+    with np.errstate(over="ignore"):  # 1e308 * 10 on the way to rounding to 0.1
+        scores, total = block.scores(grid)
+    cols = {src: grid[:, k] for k, (_, src, _) in enumerate(NEWS2_PARTS)}
+    for k, (_, _, fn) in enumerate(NEWS2_PARTS):
+        with np.errstate(over="ignore"):
+            expected = fn(grid[:, k])
+        np.testing.assert_array_equal(scores[:, k], expected)
+        scalar = [_BANDS[fn].score(float(v)) for v in grid[:, k]]
+        np.testing.assert_array_equal(scalar, expected)
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_equal(total, news2_total(cols))
+
+
+def test_row_formulas_equal_their_numpy_versions() -> None:
+    rng = np.random.default_rng(0)
+    pool = np.concatenate([_edge_values(), rng.normal(80, 60, 200)])
+    for eng in _engineered(ED_COHORT.features):
+        formula = ROW_FORMULAS.get(eng.compute)
+        if formula is None:
+            continue
+        cols = {s: rng.choice(pool, 2000) for s in eng.sources}
+        with np.errstate(all="ignore"):
+            expected = eng.compute(cols)
+            rows = zip(*(cols[s].tolist() for s in eng.sources), strict=True)
+            got = [formula(*vals) for vals in rows]
+        np.testing.assert_array_equal(got, expected, err_msg=eng.name)
+
+
+def _records(n: int, seed: int) -> list[dict[str, object]]:
+    """API-like records with awkward values: band edges, None, unseen codes, odd symptoms."""
+    rng = np.random.default_rng(seed)
+    pool = _edge_values().tolist()
+    out = []
+    for _ in range(n):
+        rec: dict[str, object] = {}
+        for f in ED_COHORT.features:
+            u = rng.random()
+            if f.kind in ("numeric", "integer") and u > 0.15:
+                rec[f.name] = pool[rng.integers(len(pool))] if u < 0.8 else int(rng.integers(200))
+            elif f.kind == "boolean":
+                rec[f.name] = None if u < 0.3 else bool(u < 0.6)
+            elif f.kind == "categorical":
+                rec[f.name] = [None, "zz", "M", "F", 1.0][rng.integers(5)]
+            elif f.kind == "multilabel" and u > 0.2:
+                codes = [*f.categories, "nope"]
+                rec[f.name] = [codes[j] for j in rng.integers(0, len(codes), rng.integers(4))]
+        out.append(rec)
+    return out
+
+
+def _api_columns(records: list[dict[str, object]]) -> dict[str, object]:
+    """The serving columns (`app.serving.predictor.build_columns`): booleans defaulted."""
+    cols: dict[str, object] = {}
+    for f in ED_COHORT.features:
+        values = [r.get(f.name) for r in records]
+        if f.kind == "boolean":
+            values = [bool(f.default) if v is None else bool(v) for v in values]
+        if f.kind in ("numeric", "integer", "boolean"):
+            cols[f.name] = np.array(values, dtype=float)
+        else:
+            cols[f.name] = [v or () for v in values] if f.kind == "multilabel" else values
+    return cols
+
+
+@pytest.mark.parametrize("n", [1, 2, SMALL_BATCH, SMALL_BATCH + 1, 300])
+def test_transform_records_equals_transform_columns(n: int) -> None:
+    """Row by row in Python up to SMALL_BATCH records, NumPy blocks beyond: same matrix."""
+    feats = ClinicalFeatures(features=ED_COHORT.features).fit(_rows())
+    assert feats._plan().row_steps is not None  # the default task has a row path
+    records = _records(300, seed=n)
+    for batch in (records[i : i + n] for i in range(0, len(records), n)):
+        with np.errstate(all="ignore"):
+            got = feats.transform_records(batch)
+            expected = feats.transform_columns(_api_columns(batch))
+        assert got.shape == expected.shape
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_transform_records_without_a_row_form_uses_numpy() -> None:
+    task = (
+        Feature("age", "numeric", "y", "required", "age"),
+        Feature("colour", "categorical", "", "optional", "learned vocabulary"),
+    )
+    feats = ClinicalFeatures(features=task).fit(pd.DataFrame({"age": [50.0], "colour": ["red"]}))
+    feats.engineered_[0] = dataclasses.replace(feats.engineered_[0], compute=_age_squared)
+    feats.__dict__.pop("_serving_cache", None)  # a cache of the fitted state: rebuild it
+    assert feats._plan().row_steps is None
+    out = feats.transform_records([{"age": 3.0, "colour": "red"}, {"colour": "blue"}])
+    np.testing.assert_array_equal(out, [[3.0, 0.0, 9.0], [np.nan, np.nan, np.nan]])
+
+
+def _age_squared(c: dict[str, np.ndarray]) -> np.ndarray:
+    return np.asarray(c["age"], dtype=float) ** 2
+
+
+def test_clinical_plan_is_rebuilt_by_fit_and_not_pickled() -> None:
+    feats = ClinicalFeatures(features=ED_COHORT.features).fit(_rows())
+    before = feats.transform(_rows())
+    assert "_serving_cache" in feats.__dict__
+    again = pickle.loads(pickle.dumps(feats))
+    assert "_serving_cache" not in again.__dict__  # rebuilt on first use
+    np.testing.assert_array_equal(again.transform(_rows()), before)
+    learned = ClinicalFeatures(features=(Feature("c", "categorical", "", "optional", "c"),))
+    learned.fit(pd.DataFrame({"c": ["x"]}))
+    assert np.isnan(learned.transform(pd.DataFrame({"c": ["y"]}))[0, 0])
+    learned.fit(pd.DataFrame({"c": ["y"]}))  # a new vocabulary: the plan follows
+    assert learned.transform(pd.DataFrame({"c": ["y"]})).tolist() == [[0.0]]
+
+
+def test_target_encoder_lookup_is_built_by_fit_and_not_pickled() -> None:
+    enc = TargetEncoder(categorical=(0,)).fit(np.array([[0.0], [1.0]]), ["a", "b"])
+    assert "_serving_cache" in enc.__dict__  # transform leaves __dict__ as fit left it
+    again = pickle.loads(pickle.dumps(enc))
+    assert "_serving_cache" not in again.__dict__
+    X = np.array([[1.0], [5.0]])
+    np.testing.assert_array_equal(again.transform_array(X), enc.transform_array(X))
+    enc.fit(np.array([[5.0], [1.0]]), ["a", "b"])  # refit: the lookup follows
+    np.testing.assert_array_equal(enc.transform_array(X)[:, 0], [0.25, 0.75])
+
+
+@pytest.mark.parametrize("n", [1, _Lookup.SMALL, _Lookup.SMALL + 1, 500])
+def test_target_encoder_table_equals_per_cell_lookup(n: int) -> None:
+    rng = np.random.default_rng(n)
+    X = rng.integers(0, 4, (400, 3)).astype(float)
+    y = rng.choice(["a", "b", "c"], 400)
+    enc = TargetEncoder(categorical=(0, 2)).fit(X, y)
+    cells = np.array([0.0, -0.0, 1.0, 2.0, 3.0, 9.0, -1.0, 0.5, np.nan, np.inf])
+    Z = rng.choice(cells, (n, 3))
+    expected = []
+    for row in Z:
+        out = [row[1]]
+        for j, values, table in zip(enc.categorical_, enc.values_, enc.encodings_, strict=True):
+            hit = np.flatnonzero(values == row[j])
+            out += list(table[hit[0]] if len(hit) else enc.prior_)
+        expected.append(out)
+    np.testing.assert_array_equal(enc.transform_array(Z), np.array(expected))
+
+
+def test_median_imputer_leaves_its_input_alone() -> None:
+    X = np.array([[1.0, np.nan], [np.nan, 2.0]])
+    imp = MedianImputer().fit(X)
+    out = imp.transform_array(X)
+    assert out is not X and np.isnan(X[0, 1]) and np.isnan(X[1, 0])
+    np.testing.assert_array_equal(out, [[1.0, 2.0], [1.0, 2.0]])

@@ -9,15 +9,37 @@ Unseen or missing categories get the prior.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+P = TypeVar("P")
 
-class TargetEncoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+
+class ServingPlanMixin:
+    """For transformers that unpack their fitted state into a plan for fast transforms.
+
+    The plan is built on first use (or by ``fit``, ``rebuild=True``), kept on the instance and
+    never pickled: pickles hold the fitted attributes only, so old and new pickles load alike.
+    """
+
+    def _serving_plan(self, build: Callable[[Any], P], *, rebuild: bool = False) -> P:
+        plan: P | None = None if rebuild else self.__dict__.get("_serving_cache")
+        if plan is None:
+            plan = self.__dict__["_serving_cache"] = build(self)
+        return plan
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(cast(dict[str, Any], super().__getstate__()))
+        state.pop("_serving_cache", None)
+        return state
+
+
+class TargetEncoder(ServingPlanMixin, TransformerMixin, BaseEstimator):  # type: ignore[misc]
     """Ordered multi-class target encoder for float-coded categorical columns.
 
     Args:
@@ -75,6 +97,7 @@ class TargetEncoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
             totals = counts.sum(axis=1, keepdims=True)
             self.values_.append(values)
             self.encodings_.append((counts + a * self.prior_) / (totals + a))
+        self._serving_plan(_Lookup, rebuild=True)  # so transform leaves __dict__ alone
         return onehot
 
     def fit_transform(self, X: Any, y: Any = None, **fit_params: Any) -> np.ndarray:
@@ -117,22 +140,17 @@ class TargetEncoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         return self.transform_array(X)
 
     def transform_array(self, X: np.ndarray) -> np.ndarray:
-        """The NumPy core without validation (the fast path calls this)."""
-        blocks = [X[:, self.passthrough_]]
-        for j, values, enc in zip(self.categorical_, self.values_, self.encodings_, strict=True):
-            col = X[:, j]
-            pos = np.searchsorted(values, col)
-            pos_ok = np.minimum(pos, max(len(values) - 1, 0))
-            hit = (
-                (pos < len(values)) & (values[pos_ok] == col)
-                if len(values)
-                else (np.zeros(len(col), dtype=bool))
-            )
-            block = np.tile(self.prior_, (len(col), 1))
-            if hit.any():
-                block[hit] = enc[pos_ok[hit]]
-            blocks.append(block)
-        return np.hstack(blocks)
+        """The NumPy core without validation (the fast path calls this).
+
+        One table holds the prior (row 0) and every category's encoding: each categorical cell
+        becomes a row number, and one gather fills all the encoded columns.
+        """
+        lookup = self._serving_plan(_Lookup)
+        n = X.shape[0]
+        out = np.empty((n, lookup.width))
+        out[:, : len(self.passthrough_)] = X.take(self.passthrough_, axis=1)
+        out[:, len(self.passthrough_) :] = lookup.table[lookup.rows(X)].reshape(n, -1)
+        return out
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         check_is_fitted(self, "encodings_")
@@ -153,3 +171,45 @@ class TargetEncoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         for j in self.categorical_:
             src += [int(j)] * len(self.classes_)
         return [int(s) for s in src]
+
+
+class _Lookup:
+    """A fitted `TargetEncoder`'s statistics as one gather table.
+
+    ``table``: the prior, then each categorical column's encodings. Per categorical column:
+    its input index, its sorted values followed by NaN (a search past the end lands on a value
+    equal to nothing), and the table row of each value (for a few rows, a dict lookup per cell
+    is cheaper than the searches; a float key finds exactly the values ``==`` finds).
+    """
+
+    SMALL = 8
+    """Up to this many rows, look values up in dicts."""
+
+    def __init__(self, encoder: TargetEncoder) -> None:
+        k = len(encoder.prior_)
+        self.table = np.vstack([encoder.prior_[None, :], *encoder.encodings_])
+        self.width = len(encoder.passthrough_) + len(encoder.categorical_) * k
+        self.columns: list[tuple[int, np.ndarray, int]] = []
+        self.rows_of: list[dict[float, int]] = []
+        first = 1
+        for j, values in zip(encoder.categorical_, encoder.values_, strict=True):
+            self.columns.append((int(j), np.append(values, np.nan), first))
+            self.rows_of.append({v: first + i for i, v in enumerate(values.tolist())})
+            first += len(values)
+        self.categorical = np.asarray(encoder.categorical_, dtype=np.intp)
+
+    def rows(self, X: np.ndarray) -> np.ndarray:
+        """(n, categorical) table row of every categorical cell (0, the prior: unseen/missing)."""
+        if X.shape[0] <= self.SMALL:
+            cells = X.take(self.categorical, axis=1).tolist()
+            return np.array(
+                [[m.get(v, 0) for m, v in zip(self.rows_of, row, strict=True)] for row in cells],
+                dtype=np.intp,
+            ).reshape(X.shape[0], len(self.columns))
+        rows = np.zeros((X.shape[0], len(self.columns)), dtype=np.intp)
+        for c, (j, values, first) in enumerate(self.columns):
+            if len(values) > 1:
+                col = X[:, j]
+                pos = np.searchsorted(values, col)
+                rows[:, c] = np.where(values[pos] == col, pos + first, 0)
+        return rows

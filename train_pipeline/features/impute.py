@@ -33,10 +33,8 @@ class MedianImputer(TransformerMixin, BaseEstimator):  # type: ignore[misc]
 
     def transform_array(self, X: np.ndarray) -> np.ndarray:
         """The NumPy core: no validation, used by the fast path on already-checked matrices."""
-        out = np.array(X, dtype=float, copy=True)
-        rows, cols = np.nonzero(np.isnan(out))
-        out[rows, cols] = self.statistics_[cols]
-        return out
+        X = np.asarray(X, dtype=float)
+        return np.where(np.isnan(X), self.statistics_, X)  # a new array, X left untouched
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         check_is_fitted(self, "statistics_")

@@ -95,12 +95,48 @@ def coherent_choice(
         (chosen treatment code per row, (n, T) renormalised probabilities, 0 where disallowed).
         When the model gives every allowed treatment zero mass, allowed ones share it equally.
     """
-    proba = np.asarray(treat_proba, dtype=float)
-    mask = allowed_mask(diag_codes, treatment_classes, allowed)
-    masked = np.where(mask, proba, 0.0)
-    total = masked.sum(axis=1, keepdims=True)
-    uniform = mask / mask.sum(axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.where(total > 0, masked / np.where(total > 0, total, 1.0), uniform)
-    codes = [treatment_classes[j] for j in out.argmax(axis=1)]
-    return codes, out
+    row_of: dict[str, int] = {}
+    rows = [row_of.setdefault(d, len(row_of)) for d in diag_codes]
+    table = CoherenceTable(list(row_of), treatment_classes, allowed)
+    return table.choose(np.asarray(rows, dtype=np.intp), treat_proba)
+
+
+class CoherenceTable:
+    """`coherent_choice` for a fixed list of diagnoses, their masks computed once.
+
+    The predictor builds one per bundle over the diagnosis model's classes and passes the
+    predicted class indices: no per-call mask building.
+
+    Args:
+        diagnoses: the diagnosis codes rows will refer to by index.
+        treatment_classes / allowed: as for `coherent_choice`.
+    """
+
+    def __init__(
+        self,
+        diagnoses: Sequence[str],
+        treatment_classes: Sequence[str],
+        allowed: Mapping[str, Sequence[str]],
+    ) -> None:
+        self.treatment_classes = list(treatment_classes)
+        self.mask = allowed_mask(diagnoses, treatment_classes, allowed)
+        # every row allows at least one treatment (`allowed_mask`), so no division by zero here
+        self.uniform = self.mask / self.mask.sum(axis=1, keepdims=True)
+
+    def choose(
+        self, diag_index: np.ndarray, treat_proba: np.ndarray
+    ) -> tuple[list[str], np.ndarray]:
+        """`coherent_choice` for rows whose diagnosis is ``diagnoses[diag_index[i]]``."""
+        proba = np.asarray(treat_proba, dtype=float)
+        mask = self.mask[diag_index]
+        masked = np.where(mask, proba, 0.0)
+        total = np.add.reduce(masked, axis=1, keepdims=True)
+        positive = total > 0
+        if positive.all():  # the usual case: the same numbers as the general expression below
+            out = masked / total
+        else:  # the divisor is never 0: rows without mass take the uniform share instead
+            out = np.where(
+                positive, masked / np.where(positive, total, 1.0), self.uniform[diag_index]
+            )
+        classes = self.treatment_classes
+        return [classes[j] for j in out.argmax(axis=1).tolist()], out
