@@ -3,6 +3,10 @@
 Every accepted row is written: when the queue is full the request waits for room (backpressure)
 instead of dropping the row, a failed write is retried, and `stop()` drains the queue before the
 process exits. Rows are written by ``app.store.repository.save_predictions`` in a worker thread.
+
+Rows are coalesced: once a row is waiting, the writer lingers up to ``linger_s`` for more (cut
+short when a batch is full, the queue is full, or on `flush()`/`stop()`), so a steady stream of
+single predictions costs a few multi-row transactions a second instead of one commit per row.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ logger = logging.getLogger(__name__)
 _STOP = object()
 MAX_RETRY_DELAY_S = 5.0
 SHUTDOWN_ATTEMPTS = 3
+DEFAULT_LINGER_S = 0.05
 
 
 class AuditWriter:
@@ -33,6 +38,11 @@ class AuditWriter:
         batch_size: most rows per INSERT.
         retry_delay_s: first delay before retrying a failed write (doubles, capped at 5 s).
         on_depth: called with the queue depth after each batch (H6's gauge).
+        linger_s: longest wait for more rows once one is queued (0: write what is there).
+
+    Attributes:
+        enqueued, written, lost: rows accepted, stored, given up at shutdown.
+        batches: transactions that stored rows (``written / batches`` is the mean batch).
     """
 
     def __init__(
@@ -42,18 +52,27 @@ class AuditWriter:
         batch_size: int = 1000,
         retry_delay_s: float = 0.2,
         on_depth: Callable[[int], None] | None = None,
+        linger_s: float = DEFAULT_LINGER_S,
     ) -> None:
         self._make_session = make_session
         self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=max_queue)
-        self._batch_size = batch_size
+        self._batch_size = max(1, batch_size)
         self._retry_delay_s = retry_delay_s
         self._on_depth = on_depth or (lambda n: None)
+        self._linger_s = max(0.0, linger_s)
+        # Queue depth that ends a linger: a full batch (the writer holds one row), or a full
+        # queue (enqueue would wait on a writer that waits for more rows).
+        full_queue = max_queue if max_queue > 0 else self._batch_size
+        self._wake_depth = max(1, min(self._batch_size - 1, full_queue))
+        self._wake = asyncio.Event()
+        self._flushing = 0
         self._task: asyncio.Task[None] | None = None
         self._progress = asyncio.Condition()
         self._stopping = False
         self.enqueued = 0
         self.written = 0
         self.lost = 0
+        self.batches = 0
 
     @property
     def depth(self) -> int:
@@ -72,24 +91,36 @@ class AuditWriter:
             self._queue.put_nowait(row)
         except asyncio.QueueFull:
             self._on_depth(self._queue.qsize())
+            self._wake.set()
             await self._queue.put(row)
         self.enqueued += 1
+        if self._queue.qsize() >= self._wake_depth:
+            self._wake.set()
 
     async def enqueue_many(self, rows: Sequence[dict[str, Any]]) -> None:
         for row in rows:
             await self.enqueue(row)
 
     async def flush(self) -> None:
-        """Wait until every row queued so far is written (e.g. before reading it back)."""
+        """Wait until every row queued so far is written (e.g. before reading it back); the
+        writer does not linger while a flush is waiting."""
         target = self.enqueued
-        async with self._progress:
-            await self._progress.wait_for(lambda: self.written + self.lost >= target)
+        if self.written + self.lost >= target:
+            return
+        self._flushing += 1
+        self._wake.set()
+        try:
+            async with self._progress:
+                await self._progress.wait_for(lambda: self.written + self.lost >= target)
+        finally:
+            self._flushing -= 1
 
     async def stop(self) -> None:
         """Refuse new rows, write everything queued, then end the flusher."""
         if self._task is None:
             return
         self._stopping = True
+        self._wake.set()
         await self._queue.put(_STOP)
         await self._task
         self._task = None
@@ -99,8 +130,18 @@ class AuditWriter:
         )
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        drained_at = loop.time()
         while True:
-            item = await self._queue.get()
+            if self._queue.empty():
+                item = await self._queue.get()
+                deadline = loop.time() + self._linger_s
+            else:  # queued since the last batch was drained: it has been waiting since then
+                item = self._queue.get_nowait()
+                deadline = drained_at + self._linger_s
+            if item is not _STOP:
+                await self._linger(deadline)
+            drained_at = loop.time()
             batch: list[dict[str, Any]] = []
             stop = item is _STOP
             if not stop:
@@ -119,6 +160,25 @@ class AuditWriter:
             self._on_depth(self._queue.qsize())
             if stop:
                 return
+
+    async def _linger(self, deadline: float) -> None:
+        """Wait for more rows until ``deadline``, a full batch or queue, a flush or a stop."""
+        self._wake.clear()
+        if (
+            self._stopping
+            or self._flushing
+            or self._queue.qsize() >= self._wake_depth
+            or self._batch_size == 1
+        ):
+            return
+        delay = deadline - asyncio.get_running_loop().time()
+        if delay <= 0:
+            return
+        try:
+            async with asyncio.timeout(delay):
+                await self._wake.wait()
+        except TimeoutError:
+            pass
 
     async def _write(self, batch: list[dict[str, Any]]) -> None:
         attempt = 0
@@ -140,6 +200,7 @@ class AuditWriter:
                 await asyncio.sleep(delay)
                 continue
             self.written += len(batch)
+            self.batches += 1
             break
         async with self._progress:
             self._progress.notify_all()

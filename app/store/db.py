@@ -10,6 +10,7 @@ import logging
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -127,37 +128,54 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def _alembic(command_name: str, url: str, revision: str) -> None:
-    """Run an Alembic command in a child process (``python -m app.store.db``).
+class AlembicChild:
+    """An Alembic command running in a child process (``python -m app.store.db``).
 
     Alembic keeps its migration context in module globals (``alembic.context``, ``op``), and
     MLflow runs its own Alembic migrations on a fresh SQLite tracking store: two migrations in
     one process at once (e.g. the API's lifespan migrating the store while the model loader
     opens MLflow) corrupt each other. A child process has globals of its own.
     """
-    env = os.environ | {"HP_DATABASE_URL": url}  # env, not argv: never show a password in ps
-    proc = subprocess.run(
-        [sys.executable, "-m", "app.store.db", command_name, revision],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"alembic {command_name} {revision} failed: {proc.stderr[-2000:]}")
+
+    def __init__(self, command_name: str, url: str, revision: str) -> None:
+        self.what = f"alembic {command_name} {revision}"
+        env = os.environ | {"HP_DATABASE_URL": url}  # env, not argv: never show a password in ps
+        # A file, not a pipe: nothing to drain meanwhile. Closed by wait().
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "app.store.db", command_name, revision],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=self._stderr,
+        )
+
+    def wait(self) -> None:
+        """Block until the command has finished; raise `RuntimeError` if it failed."""
+        try:
+            if self._proc.wait() != 0:
+                self._stderr.seek(0)
+                stderr = self._stderr.read().decode(errors="replace")
+                raise RuntimeError(f"{self.what} failed: {stderr[-2000:]}")
+        finally:
+            self._stderr.close()
+
+
+def start_upgrade(url: str, revision: str = "head") -> AlembicChild:
+    """Start migrating the database at ``url`` up to ``revision``; ``.wait()`` for the end."""
+    logger.info("migrating store up", extra={"revision": revision})
+    return AlembicChild("upgrade", url, revision)
 
 
 def upgrade(url: str, revision: str = "head") -> None:
     """Migrate the database at ``url`` up to ``revision`` (``alembic upgrade head``)."""
-    logger.info("migrating store up", extra={"revision": revision})
-    _alembic("upgrade", url, revision)
+    start_upgrade(url, revision).wait()
 
 
 def downgrade(url: str, revision: str = "base") -> None:
     """Migrate the database at ``url`` down to ``revision`` (``base`` drops every table)."""
     logger.info("migrating store down", extra={"revision": revision})
-    _alembic("downgrade", url, revision)
+    AlembicChild("downgrade", url, revision).wait()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -181,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
     configure_logging(settings.log_level)
     revision = args.revision or ("head" if args.command == "upgrade" else "base")
-    cfg = alembic_config(settings.database_url)  # in THIS process: the child of _alembic()
+    cfg = alembic_config(settings.database_url)  # in THIS process: the child of AlembicChild
     if args.command == "upgrade":
         command.upgrade(cfg, revision)
     else:

@@ -1,4 +1,5 @@
-"""AuditWriter over a real SQLite store: batching, backpressure, retry, drain on shutdown."""
+"""AuditWriter over a real SQLite store: batching, coalescing, backpressure, retry, drain on
+shutdown."""
 
 from __future__ import annotations
 
@@ -87,6 +88,49 @@ async def test_rows_are_given_up_only_at_shutdown_and_counted(tmp_path: Path) ->
     await writer.enqueue(_row(1))
     await asyncio.wait_for(writer.stop(), timeout=30)
     assert writer.lost == 1 and writer.written == 0
+
+
+NEVER_S = 3600.0  # a linger no test waits out: only a full batch, flush or stop ends it
+
+
+async def test_single_rows_are_coalesced_into_full_batches(tmp_path: Path) -> None:
+    url, sessions = _store(tmp_path)
+    writer = AuditWriter(sessions, batch_size=10, linger_s=NEVER_S)
+    writer.start()
+    for i in range(25):  # one request at a time, the writer free to run in between
+        await writer.enqueue(_row(i))
+        await asyncio.sleep(0)
+    async with asyncio.timeout(60):  # the two full batches are written without a flush
+        while writer.written < 20:
+            await asyncio.sleep(0.01)
+    assert (writer.written, writer.batches) == (20, 2)
+    await asyncio.wait_for(writer.stop(), timeout=60)  # ends the linger, writes the last 5
+    assert (writer.enqueued, writer.written, writer.batches, writer.lost) == (25, 25, 3, 0)
+    assert _count(url) == 25
+
+
+async def test_flush_and_stop_do_not_wait_out_the_linger(tmp_path: Path) -> None:
+    url, sessions = _store(tmp_path)
+    writer = AuditWriter(sessions, linger_s=NEVER_S)
+    writer.start()
+    await writer.enqueue_many([_row(i) for i in range(3)])
+    await asyncio.wait_for(writer.flush(), timeout=60)
+    assert _count(url) == 3 and writer.batches == 1
+    await writer.enqueue_many([_row(i) for i in range(3, 10)])
+    await asyncio.wait_for(writer.stop(), timeout=60)
+    assert (writer.written, writer.batches, writer.lost) == (10, 2, 0)
+    assert _count(url) == 10
+
+
+async def test_a_full_queue_ends_the_linger(tmp_path: Path) -> None:
+    url, sessions = _store(tmp_path)
+    writer = AuditWriter(sessions, max_queue=3, batch_size=100, linger_s=NEVER_S)
+    writer.start()
+    # 30 rows through a 3-row queue: only possible if a full queue makes the writer write.
+    await asyncio.wait_for(writer.enqueue_many([_row(i) for i in range(30)]), timeout=60)
+    await asyncio.wait_for(writer.stop(), timeout=60)
+    assert writer.written == 30 and writer.lost == 0 and writer.batches >= 8
+    assert _count(url) == 30
 
 
 def test_lifespan_migration_runs_once(tmp_path: Path) -> None:

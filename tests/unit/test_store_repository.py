@@ -10,12 +10,12 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -102,6 +102,73 @@ def test_save_predictions_ignores_unknown_keys_and_fills_id(session: Session) ->
     rec["not_a_column"] = "x"
     repository.save_predictions(session, [rec])
     assert repository.count_predictions(session) == 1
+
+
+def _stored(session: Session, prediction_id: str) -> dict[str, Any]:
+    """A row's columns as the database holds them (no ORM type processing)."""
+    json_text = "CAST({} AS TEXT)" if session.get_bind().dialect.name == "postgresql" else "{}"
+    cols = ", ".join(
+        json_text.format(c.key) if c.key in ("inputs", "outputs") else c.key
+        for c in PredictionRow.__table__.columns
+        if c.key != "id"
+    )
+    stmt = text(f"SELECT {cols} FROM predictions WHERE id = :id")
+    return dict(session.execute(stmt, {"id": prediction_id}).mappings().one())
+
+
+def test_save_predictions_stores_what_the_orm_bulk_insert_stored(session: Session) -> None:
+    """The compiled executemany binds each column as the ORM would: same stored text/values."""
+    when = datetime(2026, 3, 1, 14, 30, 5, 123456, tzinfo=timezone(timedelta(hours=2)))
+    outputs = {
+        "diagnosis": {"code": "sepsis", "label": "Sepsis (sévère)", "probability": 0.1 + 0.2},
+        "warnings": [],
+        "explanation": None,
+        "news2": {"score": 7, "band": "high"},
+    }
+    via_orm = audit_record(created_at=when, outputs=outputs, run_id=None)
+    via_new = {**via_orm, "id": str(uuid.uuid4())}
+    session.execute(insert(PredictionRow), [via_orm])
+    repository.save_predictions(session, [via_new])
+    assert _stored(session, via_new["id"]) == _stored(session, via_orm["id"])
+    row = repository.get_prediction(session, via_new["id"])
+    assert row is not None
+    assert row.created_at == when and row.created_at.utcoffset() == timedelta(0)
+    assert (row.inputs, row.outputs, row.run_id) == (via_new["inputs"], outputs, None)
+    assert row.diagnosis_code == "pneumonia" and row.quality == "medium"
+
+
+def test_save_predictions_many_rows_fills_missing_columns_and_leaves_records_alone(
+    session: Session,
+) -> None:
+    recs = [audit_record(inputs={"age": i}) for i in range(1000)]
+    recs[10] = {"inputs": {"age": 10}, "outputs": {}, "id": None, "created_at": None}
+    sparse = dict(recs[10])
+    assert repository.save_predictions(session, recs) == 1000
+    assert recs[10] == sparse  # ids and times are filled on a copy
+    assert repository.count_predictions(session) == 1000
+    assert sorted(r["age"] for r in repository.recent_inputs(session, 1000)) == list(range(1000))
+    filled = session.scalars(
+        select(PredictionRow).where(PredictionRow.model_source.is_(None))
+    ).one()
+    assert filled.inputs == {"age": 10} and len(filled.id) == 36
+    assert abs(datetime.now(UTC) - filled.created_at) < timedelta(minutes=1)
+    assert (filled.run_id, filled.diagnosis_code, filled.quality) == (None, None, None)
+
+
+def test_rows_sharing_a_created_at_object_keep_their_own_times(session: Session) -> None:
+    t1, t2 = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)
+    times = [t1, t1, t2, t1, t2, t2]  # a batch shares one object; converted once per run
+    recs = [audit_record(created_at=t) for t in times]
+    repository.save_predictions(session, recs)
+    stored = [repository.get_prediction(session, r["id"]) for r in recs]
+    assert [row.created_at for row in stored if row is not None] == times
+
+
+def test_save_predictions_without_inputs_is_refused(session: Session) -> None:
+    rec = audit_record()
+    del rec["inputs"]  # NOT NULL, as with the ORM's INSERT
+    with pytest.raises(IntegrityError):
+        repository.save_predictions(session, [audit_record(), rec])
 
 
 def test_recent_inputs_returns_latest_window_oldest_first(session: Session) -> None:
