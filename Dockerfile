@@ -9,7 +9,8 @@ COPY app ./app
 COPY train_pipeline ./train_pipeline
 COPY retrain ./retrain
 RUN uv venv /opt/venv --python /usr/local/bin/python3.11 \
- && uv pip install --python /opt/venv/bin/python .
+ && uv pip install --compile-bytecode --python /opt/venv/bin/python .
+# (.pyc written at build: the runtime sets PYTHONDONTWRITEBYTECODE)
 
 FROM python:3.11-slim
 ENV PATH=/opt/venv/bin:$PATH \

@@ -6,6 +6,7 @@ PYTHON_SYS ?= python3
 VENV       := .venv
 PY         := $(VENV)/bin/python
 STAMP      := $(VENV)/.installed
+BYTECODE   := $(VENV)/.bytecode
 SYS_STAMP  := .system-packages.stamp
 # Debian packages the tests and benchmarks drive for real: promtool/prometheus (scrape tests),
 # chromium (drift report rendering), wrk (benchmarks).
@@ -22,11 +23,20 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	@command -v uv >/dev/null 2>&1 || $(PYTHON_SYS) -m pip install --quiet uv
 	@test -x $(PY) || uv venv --quiet --python $(PYTHON_SYS) $(VENV)
-	uv pip install --quiet --python $(PY) -e '.[dev]'
+	uv pip install --quiet --compile-bytecode --python $(PY) -e '.[dev]'
 	@touch $(STAMP)
 
+# Bytecode for the whole venv, once per install. With PYTHONDONTWRITEBYTECODE (exported above)
+# no import ever writes a .pyc, so without them every `python -m app` compiled its ~2,000 modules
+# again: ready in 13-27 s instead of ~5 s. uv compiles only the packages it installs itself;
+# compileall catches the rest (it skips up-to-date files: ~10 s when there is nothing to do).
+$(BYTECODE): $(STAMP)
+	$(PY) -m compileall -q -j 0 "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
+	  || echo "compileall: the files listed above did not compile; they are compiled at each import"
+	@touch $(BYTECODE)
+
 .PHONY: install
-install: $(STAMP) ## create .venv and install the project with uv (fast, idempotent)
+install: $(STAMP) $(BYTECODE) ## create .venv and install the project with uv (fast, idempotent)
 
 $(SYS_STAMP):
 	@missing=""; for p in $(SYS_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

@@ -44,6 +44,7 @@ def run_uvicorn(settings: Settings) -> None:
         port=settings.port,
         log_config=None,  # our JSON logging, configured by create_app
         access_log=False,  # our middleware writes the access log
+        ws="none",  # no WebSocket routes: not importing a protocol saves ~17 ms of startup
         timeout_graceful_shutdown=GRACEFUL_TIMEOUT_S,
     )
 
@@ -94,6 +95,11 @@ def main() -> None:
     if settings.workers > 1:
         run_gunicorn(settings)
     else:
+        if settings.auto_migrate:
+            # Before importing the application: the child migrates while we import (~3 s).
+            from app.store import early_migration
+
+            early_migration.start(settings.database_url)
         run_uvicorn(settings)
 
 

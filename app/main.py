@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 import anyio.to_thread
 from fastapi import FastAPI
@@ -23,7 +24,7 @@ from app.security.api_keys import ApiKeyStore
 from app.security.rate_limit import TokenBucketLimiter
 from app.serving.loader import ModelManager
 from app.settings import Settings, get_settings
-from app.store import db
+from app.store import db, early_migration
 
 logger = logging.getLogger(__name__)
 MAX_RECORD_BYTES = 4096
@@ -47,10 +48,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     state.engine = db.make_engine(settings.database_url)
     state.sessionmaker = db.make_sessionmaker(state.engine)
     state.models = ModelManager(settings)
-    # Migrations (a thread) and the model load (MLflow -> BentoML -> degraded) run together.
+    # Migrations (a thread) and the model load (MLflow -> BentoML -> degraded) run together;
+    # `python -m app` started its migration before importing us, and it is waited for here.
     steps = [state.models.start()]
     if settings.auto_migrate:
-        steps.append(anyio.to_thread.run_sync(migrate_if_needed, settings.database_url))
+        started = early_migration.take(settings.database_url)
+        migrate = started.wait if started else partial(migrate_if_needed, settings.database_url)
+        steps.append(anyio.to_thread.run_sync(migrate))
     await asyncio.gather(*steps)
     state.audit = AuditWriter(
         state.sessionmaker,

@@ -77,18 +77,18 @@ class Settings(BaseSettings):
     )
     top_k: int = Field(3, ge=1, description="Diagnoses listed in `diagnosis.top_k`.")
     microbatch_window_ms: float = Field(
-        1.0,
+        0.0,
         ge=0,
-        description="How long a single request waits for others to share one model call (0 = off).",
+        description="Longest wait for other requests to share a model call once concurrency is "
+        "seen; 0: none, a call takes every request that arrived while the previous one ran.",
     )
     microbatch_max_size: int = Field(64, ge=1, description="Most requests in one model call.")
     audit_queue_size: int = Field(10000, ge=1, description="Write-behind audit queue bound.")
     audit_flush_interval_s: float = Field(
         0.2,
         gt=0,
-        description="First delay before retrying "
-        "a failed audit write (the queue is otherwise "
-        "flushed as soon as rows arrive, in batches).",
+        description="First delay before retrying a failed audit write (rows are otherwise "
+        "written in batches, at most 50 ms after the first one arrives).",
     )
 
     # --- storage -------------------------------------------------------------------------
