@@ -1,9 +1,9 @@
 """Data drift of live inputs against the training reference, with Evidently 0.7.
 
 `compute_drift` is the (blocking, ~seconds) Evidently run; `DriftMonitor` keeps its latest result
-cached, refreshes it every ``drift_refresh_s`` in a worker thread from a background asyncio task,
-and publishes the drift gauges, so `GET /monitoring/drift` never computes on the request path
-(except once, in a thread, when nothing is cached yet).
+cached, refreshes it every ``drift_refresh_s`` from a background asyncio task in a child process
+(`drift_worker`), and publishes the drift gauges, so `GET /monitoring/drift` never computes on
+the request path (it waits for the child once when nothing is cached yet).
 
 Features come from the contract. The multilabel ``symptoms`` field is not a column Evidently can
 test, so it is expanded into ``symptoms_count`` (numeric) and one 0/1 flag per symptom among the
@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from html import escape
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -100,6 +101,16 @@ def to_frame(
         else:
             out[f.name] = col.map(lambda v: None if v is None or v != v else str(v))
     return pd.DataFrame(out, index=range(len(df)))
+
+
+def reference_from_csv(
+    path: Path, max_rows: int = REFERENCE_MAX_ROWS, seed: int = 0
+) -> pd.DataFrame:
+    """Fallback reference when the model carries none: a seeded sample of the training CSV."""
+    df = pd.read_csv(path)
+    if len(df) > max_rows:
+        df = df.sample(max_rows, random_state=seed)
+    return to_frame(df.to_dict("records"))
 
 
 def top_symptoms(reference: pd.DataFrame, task: TaskContract = ED_COHORT) -> list[str]:

@@ -1,9 +1,10 @@
 """Keeps the latest drift report cached and refreshes it off the request path.
 
 `install_drift(app)` (called by `metrics.install`) runs `start_drift` / `stop_drift` in the
-app's lifespan; `GET /monitoring/drift` calls
-`get_monitor(app).latest_or_compute()`. The Evidently run (seconds) happens in a worker thread,
-and only when the window or the served model changed since the last run.
+app's lifespan; `GET /monitoring/drift` calls `get_monitor(app).latest_or_compute()`. This process
+only reads the window (a thread, for the database) and hashes it; the Evidently run (seconds of
+CPU) happens in a child process (`DriftWorker`), and only when the window or the served model
+changed since the last run.
 """
 
 from __future__ import annotations
@@ -14,15 +15,16 @@ import hashlib
 import json
 import logging
 from collections.abc import AsyncIterator
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
 import anyio
-import pandas as pd
 
 from app.errors import AppError
 from app.monitoring import metrics
-from app.monitoring.drift import REFERENCE_MAX_ROWS, DriftResult, compute_drift, to_frame
+from app.monitoring.drift import DriftResult
+from app.monitoring.drift_worker import DriftWorker, ReferenceSource
 from app.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -34,16 +36,6 @@ class DriftUnavailableError(AppError):
     status_code = 503
     code = "drift_unavailable"
     message = "No drift report is available yet"
-
-
-def reference_from_csv(
-    path: Path, max_rows: int = REFERENCE_MAX_ROWS, seed: int = 0
-) -> pd.DataFrame:
-    """Fallback reference when the model carries none: a seeded sample of the training CSV."""
-    df = pd.read_csv(path)
-    if len(df) > max_rows:
-        df = df.sample(max_rows, random_state=seed)
-    return to_frame(df.to_dict("records"))
 
 
 class DriftMonitor:
@@ -60,25 +52,27 @@ class DriftMonitor:
         self.models = models
         self.sessionmaker = sessionmaker
         self.latest: DriftResult | None = None
+        self.worker = DriftWorker()
         self._key: str | None = None
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._stopped = False
 
-    # --- the blocking part (worker thread) ---------------------------------------------------
-    def _reference(self) -> tuple[pd.DataFrame, str]:
+    # --- the cheap part, in this process (a worker thread: database I/O) --------------------
+    def _reference(self) -> tuple[ReferenceSource, str]:
         bundle = getattr(self.models, "bundle", None)
         if bundle is None:
             raise DriftUnavailableError("no model loaded, so no training reference")
         stats = bundle.meta.reference_stats
         if stats:
-            return to_frame(stats), bundle.run_id
+            return stats, bundle.run_id
         path = Path(self.settings.training_data_path)
         if not path.exists():
             raise DriftUnavailableError(
                 f"the model carries no reference sample and the training data {path.name} is absent"
             )
         logger.warning("model has no reference_stats; using a sample of the training data")
-        return reference_from_csv(path), bundle.run_id
+        return path, bundle.run_id
 
     def _window(self) -> list[dict[str, Any]]:
         from app.store.repository import recent_inputs
@@ -86,19 +80,33 @@ class DriftMonitor:
         with self.sessionmaker() as session:
             return recent_inputs(session, self.settings.drift_window_size)
 
-    def refresh_sync(self) -> DriftResult:
-        """Recompute unless neither the window nor the model changed; publish the gauges."""
+    def _job(self) -> tuple[str, ReferenceSource, list[dict[str, Any]], str]:
+        """The window, its reference and run id, and their hash (the cache key)."""
         window = self._window()
         if len(window) < 2:
             raise DriftUnavailableError(f"only {len(window)} live inputs recorded so far")
         reference, run_id = self._reference()
         blob = json.dumps([run_id, window], sort_keys=True, default=str).encode()
-        key = hashlib.sha256(blob).hexdigest()
-        if key == self._key and self.latest is not None:
-            return self.latest
-        result = compute_drift(reference, to_frame(window), run_id=run_id)
-        self.latest, self._key = result, key
-        metrics.set_drift(result.summary.drift_share, result.summary.n_drifted)
+        return hashlib.sha256(blob).hexdigest(), reference, window, run_id
+
+    # --- async API --------------------------------------------------------------------------
+    async def refresh(self) -> DriftResult:
+        """Recompute (in the child) unless neither the window nor the model changed; publish
+        the gauges."""
+        async with self._lock:
+            if self._stopped:
+                raise DriftUnavailableError("the drift monitor is stopped (shutting down)")
+            key, reference, window, run_id = await anyio.to_thread.run_sync(self._job)
+            if key == self._key and self.latest is not None:
+                return self.latest
+            try:
+                result = await self.worker.report(reference, window, run_id)
+            except BrokenProcessPool as exc:
+                raise DriftUnavailableError(
+                    "the drift worker process died; a new one computes the next refresh"
+                ) from exc
+            self.latest, self._key = result, key
+            metrics.set_drift(result.summary.drift_share, result.summary.n_drifted)
         logger.info(
             "drift report refreshed",
             extra={
@@ -108,13 +116,8 @@ class DriftMonitor:
         )
         return result
 
-    # --- async API --------------------------------------------------------------------------
-    async def refresh(self) -> DriftResult:
-        async with self._lock:
-            return await anyio.to_thread.run_sync(self.refresh_sync)
-
     async def latest_or_compute(self) -> DriftResult:
-        """The cached report, or one computed now (in a thread) if there is none yet."""
+        """The cached report, or one computed now (in the child) if there is none yet."""
         if self.latest is not None:
             return self.latest
         return await self.refresh()
@@ -130,15 +133,19 @@ class DriftMonitor:
                 logger.exception("drift refresh failed")
 
     def start(self) -> None:
+        self._stopped = False
         if self._task is None:
             self._task = asyncio.create_task(self._loop(), name="drift-refresh")
 
     async def stop(self) -> None:
+        """Cancel the background refresh and stop the child process."""
+        self._stopped = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        await anyio.to_thread.run_sync(self.worker.shutdown)
 
 
 def get_monitor(app: Any) -> DriftMonitor:
@@ -177,7 +184,7 @@ async def start_drift(app: Any) -> None:
 
 
 async def stop_drift(app: Any) -> None:
-    """Lifespan hook: cancel the background refresh."""
+    """Lifespan hook: cancel the background refresh and stop the drift child process."""
     monitor = getattr(app.state, "drift", None)
     if monitor is not None:
         await monitor.stop()

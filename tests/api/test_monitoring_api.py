@@ -1,16 +1,22 @@
-"""Monitoring routes over HTTP: importance, explanations, drift errors, `/metrics` protection."""
+"""Monitoring routes over HTTP: importance, explanations, drift (report, errors), `/metrics`
+protection."""
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from app.main import create_app
 from app.monitoring import metrics
+from app.monitoring.drift import DriftSummary
 from tests.api.conftest import CLINICIAN, assert_error, client_for, make_settings
-from tests.factories import make_patient
+from tests.factories import cohort_payloads, make_patient
 from train_pipeline.contract import ED_COHORT
 
 
@@ -38,6 +44,38 @@ def test_explain_true_adds_top_contributions_in_contract_names(client: TestClien
     for e in explanation:
         if e["feature"] in patient and isinstance(e["value"], (int, float)):
             assert e["value"] == pytest.approx(patient[e["feature"]])
+
+
+def test_drift_report_comes_from_a_child_process_as_json_and_html(
+    tmp_path: Path, trained_store: Any
+) -> None:
+    """Own app and store: the window is exactly the 40 inputs posted here."""
+    settings = make_settings(
+        tmp_path,
+        mlflow_tracking_uri=trained_store.tracking_uri,
+        bentoml_home=Path(trained_store.bentoml_home),
+        mlflow_timeout_s=30.0,
+    )
+    records = cohort_payloads(Path(trained_store.data_path), 40, seed=3)
+    with TestClient(create_app(settings)) as client:
+        response = client.post("/predict/batch", json={"records": records}, headers=CLINICIAN)
+        assert response.status_code == 200, response.text
+        state = client.app.state  # type: ignore[attr-defined]
+        client.portal.call(state.audit.flush)  # type: ignore[union-attr]
+        response = client.get("/monitoring/drift", headers=CLINICIAN)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        child = state.drift.worker.pid
+        page = client.get("/monitoring/drift", params={"format": "html"}, headers=CLINICIAN)
+    assert child is not None and child != os.getpid()
+    assert set(body) == {f.name for f in dataclasses.fields(DriftSummary)}
+    assert (body["window_size"], body["run_id"]) == (40, trained_store.run_id)
+    assert body["n_features"] == len(body["features"]) > 0
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert 'id="healthpredict-drift-summary"' in page.text
+    assert f"computed {body['computed_at']}" in page.text  # the same cached report
+    assert state.drift.worker.pid is None  # the lifespan's end stopped the child
 
 
 @pytest.mark.parametrize(
