@@ -84,15 +84,25 @@ async def authenticate(
     return principal
 
 
+def check_role(principal: Principal, role: Role) -> Principal:
+    """``principal`` if its role is at least ``role``; `ForbiddenError` (403) otherwise."""
+    if not principal.may(role):
+        raise ForbiddenError(f"This endpoint needs the '{role}' role")
+    return principal
+
+
 def require_role(role: Role) -> Callable[..., Awaitable[Principal]]:
-    """Dependency: an authenticated caller whose role is at least ``role`` (403 otherwise)."""
+    """Dependency: an authenticated caller whose role is at least ``role`` (403 otherwise).
+
+    The returned function carries ``required_role``, so a route that authenticates without
+    FastAPI's dependency solving (`app.api.direct`) can enforce the same role.
+    """
 
     async def _require(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
-        if not principal.may(role):
-            raise ForbiddenError(f"This endpoint needs the '{role}' role")
-        return principal
+        return check_role(principal, role)
 
     _require.__name__ = f"require_{role}"
+    _require.required_role = role  # type: ignore[attr-defined]
     return _require
 
 
@@ -113,5 +123,6 @@ __all__ = [
     "SessionDep",
     "SettingsDep",
     "authenticate",
+    "check_role",
     "require_role",
 ]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -18,8 +17,10 @@ import anyio.to_thread
 import orjson
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.routing import APIRoute
+from pydantic import TypeAdapter
 
-from app.deps import AuditDep
+from app.api.direct import DirectRoute
+from app.deps import AuditDep, require_role
 from app.errors import BatchTooLargeError, FastJSONResponse, ModelNotReadyError
 from app.monitoring import metrics
 from app.schemas.errors import ErrorResponse
@@ -94,14 +95,37 @@ class OrjsonRoute(APIRoute):
         return orjson_handler
 
 
-router = APIRouter(prefix="/predict", tags=["predict"], responses=ERRORS, route_class=OrjsonRoute)
+# The role check sits on the router, not on its inclusion: `DirectRoute` enforces it itself.
+router = APIRouter(
+    prefix="/predict",
+    tags=["predict"],
+    responses=ERRORS,
+    route_class=OrjsonRoute,
+    dependencies=[Depends(require_role("clinician"))],
+)
 
 
-@router.post("", response_model=PredictionResponse, summary="Predict one patient")
+async def predict_one(
+    request: Request, record: PatientRecord, query: dict[str, Any]
+) -> FastJSONResponse:
+    """`POST /predict` once authenticated and validated (`DirectRoute` calls this)."""
+    _observe_parse(request)
+    state = request.app.state
+    canonical = record.to_record()
+    predictor = current_predictor(state.models)  # 503 after validation (422 first)
+    prediction = await state.batcher.submit(canonical)
+    body, row = _assemble(canonical, prediction, _new_ids(1)[0], datetime.now(UTC))
+    if query["explain"] and prediction.diagnosis is not None:
+        body["explanation"] = await _explain(predictor.bundle, canonical)
+    with metrics.time_stage("audit_enqueue"):
+        await state.audit.enqueue(row)
+    request.state.model_version = body["model"]["diagnosis_version"]
+    return FastJSONResponse(body)
+
+
 async def create_prediction(
     record: Annotated[PatientRecord, Body(openapi_examples=PATIENT_EXAMPLES)],
     request: Request,
-    audit: AuditDep,
     explain: Annotated[bool, Query(description="Add the top SHAP contributions.")] = False,
 ) -> FastJSONResponse:
     """Diagnosis, a treatment coherent with it, quality, NEWS2 and warnings for one patient.
@@ -109,17 +133,22 @@ async def create_prediction(
     Numbers must be JSON numbers (`"12"` is refused), booleans JSON booleans. Names may be
     canonical, camelCase or French; `glycemie` is taken in g/L and converted to mmol/L.
     """
-    _observe_parse(request)
-    canonical = record.to_record()
-    predictor = current_predictor(request.app.state.models)  # 503 after validation (422 first)
-    prediction = await request.app.state.batcher.submit(canonical)
-    body, row = _assemble(canonical, prediction, _new_ids(1)[0], datetime.now(UTC))
-    if explain and prediction.diagnosis is not None:
-        body["explanation"] = await _explain(predictor.bundle, canonical)
-    with metrics.time_stage("audit_enqueue"):
-        await audit.enqueue(row)
-    request.state.model_version = body["model"]["diagnosis_version"]
-    return FastJSONResponse(body)
+    # The signature documents the route (OpenAPI); requests are served by `DirectRoute`.
+    return await predict_one(request, record, {"explain": explain})
+
+
+router.add_api_route(
+    "",
+    create_prediction,
+    methods=["POST"],
+    response_model=PredictionResponse,
+    summary="Predict one patient",
+    route_class_override=DirectRoute.serving(
+        predict_one,
+        PatientRecord,
+        {"explain": (TypeAdapter(bool), False)},
+    ),
+)
 
 
 @router.post(
@@ -158,9 +187,17 @@ def _observe_parse(request: Request) -> None:
 
 
 def _new_ids(n: int) -> list[str]:
-    """``n`` random (version 4) UUIDs from one `os.urandom` call (one syscall per batch)."""
-    raw = os.urandom(16 * n)
-    return [str(uuid.UUID(bytes=raw[i : i + 16], version=4)) for i in range(0, 16 * n, 16)]
+    """``n`` random version-4 UUID strings from one `os.urandom` call, formatted from one hex
+    string (1,000 ids: 0.8 ms vs 2.9 ms with one `uuid.UUID` each)."""
+    raw = bytearray(os.urandom(16 * n))
+    raw[6::16] = bytes(b & 0x0F | 0x40 for b in raw[6::16])  # version 4
+    raw[8::16] = bytes(b & 0x3F | 0x80 for b in raw[8::16])  # RFC 4122 variant
+    h = raw.hex()
+    return [
+        f"{h[i : i + 8]}-{h[i + 8 : i + 12]}-{h[i + 12 : i + 16]}-"
+        f"{h[i + 16 : i + 20]}-{h[i + 20 : i + 32]}"
+        for i in range(0, 32 * n, 32)
+    ]
 
 
 def _assemble(

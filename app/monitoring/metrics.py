@@ -188,6 +188,7 @@ def reset_for_tests() -> Metrics:
     global _metrics
     with _lock:
         _metrics = _build(_new_registry())
+        _stage_children.clear()
         _served_models.clear()
     return _metrics
 
@@ -242,9 +243,16 @@ def observe_predictions(
         m.prediction_quality.labels(quality).inc(n)
 
 
+_stage_children: dict[str, Histogram] = {}  # emptied by reset_for_tests
+
+
 def observe_stage(stage: str, seconds: float) -> None:
-    """Record the duration of one serving stage."""
-    _metrics.stage_duration.labels(stage).observe(seconds)
+    """Record the duration of one serving stage (the labelled child is looked up once per
+    metrics object: `labels()` costs more than `observe()`, and this runs 5 times a request)."""
+    child = _stage_children.get(stage)
+    if child is None:
+        child = _stage_children[stage] = _metrics.stage_duration.labels(stage)
+    child.observe(seconds)
 
 
 @contextmanager
