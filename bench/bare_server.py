@@ -25,11 +25,13 @@ app = FastAPI()
 STATE: dict[str, Any] = {}
 
 
-def load(tracking_uri: str) -> None:
+def load(tracking_uri: str, forest: bool = False) -> None:
     pair = load_mlflow(
         tracking_uri, "healthpredict-diagnosis", "healthpredict-treatment", "champion"
     )
-    fast = FastPipeline.from_pipeline(pair.diagnosis_pipeline)
+    # (d) CatBoost's own predict_proba, the model as any server calls it; (f) --forest: our
+    # NumPy evaluation of the same trees (train_pipeline/models/oblivious.py)
+    fast = FastPipeline.from_pipeline(pair.diagnosis_pipeline, forest=forest)
     STATE["model"] = fast
     STATE["features"] = tuple(fast.features.features)
     STATE["codes"] = class_codes(fast.classes, pair.meta.diagnosis_classes)
@@ -52,8 +54,9 @@ async def predict(request: Request) -> Response:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=8003)
+    parser.add_argument("--forest", action="store_true", help="NumPy forest instead of CatBoost")
     args = parser.parse_args()
-    load(os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"))
+    load(os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"), forest=args.forest)
     import uvicorn
 
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)

@@ -88,7 +88,7 @@ def render(
     rps = {s.key: {r.connections: r.rps for r in s.results} for s in todo}
     if rps.get("a"):
         lines += ["", "Ratios (HealthPredict a over the others, req/s):", ""]
-        for other in ("b", "c", "d"):
+        for other in ("b", "c", "d", "f"):
             if rps.get(other):
                 parts = [
                     f"{c} conn {rps['a'][c] / rps[other][c]:.1f}"

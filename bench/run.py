@@ -2,10 +2,12 @@
 
 Targets: (a) HealthPredict ``POST /predict`` (diagnosis + treatment + quality + rules + audit),
 (b) ``mlflow models serve`` of the registered diagnosis model, (c) a minimal BentoML service of
-it from our store, (d) a bare FastAPI endpoint (NumPy row, orjson), (e) HealthPredict
-``POST /predict/batch`` with 1,000 patients. Writes ``bench/results/<date>.md``.
+it from our store, (d) a bare FastAPI endpoint calling CatBoost on a NumPy row (orjson), (e)
+HealthPredict ``POST /predict/batch`` with 1,000 patients, and for reference (f) the bare
+endpoint of (d) evaluating the same trees with our NumPy forest instead of CatBoost (what the
+forest alone buys a bare server). Writes ``bench/results/<date>.md``.
 
-Usage: ``python bench/run.py [--duration 10] [--warmup 3] [--only a,b,c,d,e]``.
+Usage: ``python bench/run.py [--duration 10] [--warmup 3] [--only a,b,c,d,e,f]``.
 """
 
 from __future__ import annotations
@@ -233,6 +235,15 @@ def servers(
             "/predict",
             bodies["canonical"],
         ),
+        Server(
+            "f",
+            "bare FastAPI + our NumPy forest (for reference)",
+            [PY, "bench/bare_server.py", "--port", str(ports["f"]), "--forest"],
+            {**mlflow_env, "PYTHONPATH": str(ROOT)},
+            "/ready",
+            "/predict",
+            bodies["canonical"],
+        ),
     ]
 
 
@@ -241,7 +252,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
     parser.add_argument("--warmup", type=float, default=3.0, help="warm-up seconds per server")
     parser.add_argument("--batch", type=int, default=1000, help="patients per batch request")
-    parser.add_argument("--only", default="a,b,c,d,e", help="targets to run")
+    parser.add_argument("--only", default="a,b,c,d,e,f", help="targets to run")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument(
         "--hp-env",
@@ -260,7 +271,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="hp-bench-"))
     payloads = cohort_rows(settings.training_data_path, N_BODIES)
     bodies = write_bodies(tmp, payloads, args.batch)
-    ports = {k: free_port() for k in "abcd"}
+    ports = {k: free_port() for k in "abcdf"}
     todo = [
         s
         for s in servers(settings, bodies, tmp, ports)
