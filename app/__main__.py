@@ -1,8 +1,9 @@
 """`python -m app`: serve with the environment's settings (`HP_HOST`, `HP_PORT`, `HP_WORKERS`).
 
-One worker: uvicorn in this process. Several: gunicorn with `uvicorn_worker.UvicornWorker`
-processes (each loads its own models; no preload, so nothing is forked after a model load), and
-`PROMETHEUS_MULTIPROC_DIR` pointing at a fresh directory so `/metrics` sums every worker.
+One worker: uvicorn in this process. Several: gunicorn with uvicorn worker processes (each loads
+its own models; no preload, so nothing is forked after a model load), and
+`PROMETHEUS_MULTIPROC_DIR` pointing at a fresh directory so `/metrics` sums every worker. Both
+serve with `app.http_protocol` (one socket write per response).
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ def fresh_multiproc_dir() -> Path:
 def run_uvicorn(settings: Settings) -> None:
     import uvicorn
 
+    from app.http_protocol import CoalescingHttpToolsProtocol
+
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -45,6 +48,7 @@ def run_uvicorn(settings: Settings) -> None:
         log_config=None,  # our JSON logging, configured by create_app
         access_log=False,  # our middleware writes the access log
         ws="none",  # no WebSocket routes: not importing a protocol saves ~17 ms of startup
+        http=CoalescingHttpToolsProtocol,  # a response's head and body in one socket write
         timeout_graceful_shutdown=GRACEFUL_TIMEOUT_S,
     )
 
@@ -65,7 +69,7 @@ def run_gunicorn(settings: Settings) -> None:
             options = {
                 "bind": f"{settings.host}:{settings.port}",
                 "workers": settings.workers,
-                "worker_class": "uvicorn_worker.UvicornWorker",
+                "worker_class": "app.http_protocol.CoalescingUvicornWorker",
                 "graceful_timeout": GRACEFUL_TIMEOUT_S,
                 "timeout": 120,
                 "child_exit": child_exit,

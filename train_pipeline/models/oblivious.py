@@ -65,7 +65,8 @@ def boundary_rows(spec: dict[str, Any], n: int = 256, seed: int = 0) -> np.ndarr
     X = np.zeros((n, n_features))
     for f in floats:
         b = np.asarray(f.get("borders") or [0.0], dtype=np.float32)
-        up, down = np.nextafter(b, np.float32(np.inf)), np.nextafter(b, np.float32(-np.inf))
+        with np.errstate(over="ignore"):  # a border at float32's largest value steps to inf
+            up, down = np.nextafter(b, np.float32(np.inf)), np.nextafter(b, np.float32(-np.inf))
         candidates = np.concatenate((b, up, down, [np.nan], b[:1] - 1, b[-1:] + 1)).astype(float)
         X[:, int(f["flat_feature_index"])] = rng.choice(candidates, size=n)
     return X
