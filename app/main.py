@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
 from app.api import api_router
+from app.api.fast_lane import FastLaneApp
 from app.api.health import APP_VERSION
 from app.api.predict import build_batcher
 from app.audit import AuditWriter
@@ -81,7 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """The application; ``settings`` defaults to the environment's (`HP_*`)."""
     settings = settings or get_settings()
     configure_logging(settings.log_level)
-    app = FastAPI(
+    app = FastLaneApp(  # FastAPI; POST /predict skips the routing layers (app.api.fast_lane)
         title="HealthPredict",
         version=APP_VERSION,
         description=DESCRIPTION,
