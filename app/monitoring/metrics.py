@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from time import perf_counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -188,7 +188,7 @@ def reset_for_tests() -> Metrics:
     global _metrics
     with _lock:
         _metrics = _build(_new_registry())
-        _stage_children.clear()
+        _children.clear()
         _served_models.clear()
     return _metrics
 
@@ -238,21 +238,28 @@ def observe_predictions(
         combos[(diagnosis or "none", treatment or "none")] += 1
         qualities[quality] += 1
     for (diagnosis, treatment), n in combos.items():
-        m.predictions.labels(version, diagnosis, treatment).inc(n)
+        child(m.predictions, version, diagnosis, treatment).inc(n)
     for quality, n in qualities.items():
-        m.prediction_quality.labels(quality).inc(n)
+        child(m.prediction_quality, quality).inc(n)
 
 
-_stage_children: dict[str, Histogram] = {}  # emptied by reset_for_tests
+_children: dict[tuple[Any, ...], Any] = {}  # emptied by reset_for_tests
+
+
+def child(metric: Any, *labels: str) -> Any:
+    """``metric.labels(*labels)``, looked up once: `labels()` takes a lock and validates its
+    arguments, costing more than the ``inc()``/``observe()`` that follows, and the hot path
+    calls it several times a request. The label sets are bounded (routes, codes, stages)."""
+    key = (id(metric), *labels)
+    found = _children.get(key)
+    if found is None:
+        found = _children[key] = metric.labels(*labels)
+    return found
 
 
 def observe_stage(stage: str, seconds: float) -> None:
-    """Record the duration of one serving stage (the labelled child is looked up once per
-    metrics object: `labels()` costs more than `observe()`, and this runs 5 times a request)."""
-    child = _stage_children.get(stage)
-    if child is None:
-        child = _stage_children[stage] = _metrics.stage_duration.labels(stage)
-    child.observe(seconds)
+    """Record the duration of one serving stage."""
+    child(_metrics.stage_duration, stage).observe(seconds)
 
 
 @contextmanager

@@ -57,5 +57,5 @@ class PrometheusMiddleware:
             elapsed = perf_counter() - start
             m.http_in_flight.dec()
             route = route_template(scope)
-            m.http_requests.labels(method, route, str(status)).inc()
-            m.http_duration.labels(method, route).observe(elapsed)
+            metrics.child(m.http_requests, method, route, str(status)).inc()
+            metrics.child(m.http_duration, method, route).observe(elapsed)
