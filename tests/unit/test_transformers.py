@@ -14,11 +14,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from train_pipeline.contract import ED_COHORT, Feature
 from train_pipeline.features import ClinicalFeatures, MedianImputer, TargetEncoder
 from train_pipeline.features.clinical import (
-    _BANDS,
     NEWS2_PARTS,
-    ROW_FORMULAS,
     SMALL_BATCH,
-    News2Block,
     _engineered,
     news2_consciousness,
     news2_heart_rate,
@@ -28,6 +25,7 @@ from train_pipeline.features.clinical import (
     news2_temperature,
     news2_total,
 )
+from train_pipeline.features.clinical_plan import _BANDS, ROW_FORMULAS, News2Block
 from train_pipeline.features.encoding import _Lookup
 
 # Ordered target statistics make fit_transform differ from fit().transform() on purpose
