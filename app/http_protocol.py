@@ -8,8 +8,8 @@ the serving process's samples in those two writes (wrk, 8 connections, `POST /pr
 `CoalescingTransport` holds what is written during one event-loop step and hands it to the real
 transport in one write on the next step (``loop.call_soon``): the head and body of a response,
 written back to back by the same task, leave together. Order is kept (every write goes through
-the buffer); ``close`` writes what is held first; ``abort`` drops it, as the real one drops its
-own buffer. Everything else is the real transport's.
+the buffer); ``close`` and ``write_eof`` write what is held first; ``abort`` drops it, as the
+real one drops its own buffer. Everything else is the real transport's.
 
 Used by `python -m app` (one worker: ``uvicorn.run(http=CoalescingHttpToolsProtocol)``; several:
 gunicorn's `CoalescingUvicornWorker`). Where httptools is missing, uvicorn's default is kept.
@@ -53,6 +53,10 @@ class CoalescingTransport:
     def close(self) -> None:
         self._flush()
         self._transport.close()
+
+    def write_eof(self) -> None:
+        self._flush()
+        self._transport.write_eof()
 
     def abort(self) -> None:
         self._pending = []

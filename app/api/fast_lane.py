@@ -48,7 +48,11 @@ def find_route(app: FastAPI, path: str = PATH, method: str = METHOD) -> APIRoute
 
 
 def build_lane(app: FastAPI, route: APIRoute) -> ASGIApp:
-    """The route's handler wrapped in the app's error handling and user middlewares."""
+    """The route's handler wrapped in the app's error handling and user middlewares.
+
+    The middlewares are instantiated a second time for the lane, so they must keep no state of
+    their own between requests (ours keep settings only; metrics are module-level).
+    """
     handler = route.get_route_handler()
 
     async def endpoint(scope: Scope, receive: Receive, send: Send) -> None:

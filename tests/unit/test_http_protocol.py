@@ -155,3 +155,23 @@ def test_head_and_body_reach_the_socket_in_one_write() -> None:
     assert first_writes == 1
     assert first == b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nbody"
     assert writes == 2 and rest == b"last"
+
+
+def test_write_eof_sends_what_is_held_first() -> None:
+    async def scenario() -> bytes:
+        loop = asyncio.get_running_loop()
+        ours, theirs = socket.socketpair()
+        transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, ours)
+        coalescing = CoalescingTransport(transport, loop)  # type: ignore[arg-type]
+        coalescing.write(b"held ")
+        coalescing.write(b"bytes")
+        coalescing.write_eof()  # before the loop turns: the held bytes must precede the EOF
+        theirs.settimeout(5)
+        received = b""
+        while chunk := await loop.run_in_executor(None, theirs.recv, 4096):
+            received += chunk
+        theirs.close()
+        coalescing.close()
+        return received
+
+    assert uvloop.run(scenario()) == b"held bytes"
