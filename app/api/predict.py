@@ -206,7 +206,7 @@ def _assemble(
     """(response body, audit row) of one prediction; the row stores the body as its outputs."""
     body: dict[str, Any] = {"prediction_id": prediction_id, **prediction.to_dict()}
     body["explanation"] = None
-    model = body["model"]
+    model, diagnosis, treatment = body["model"], body["diagnosis"], body["treatment"]
     row = {
         "id": prediction_id,
         "created_at": created_at,
@@ -216,9 +216,10 @@ def _assemble(
         "run_id": model["run_id"],
         "inputs": record,
         "outputs": body,
-        "diagnosis_code": prediction.diagnosis.code if prediction.diagnosis else None,
-        "treatment_code": prediction.treatment.code if prediction.treatment else None,
-        "quality": prediction.quality,
+        # from the body's blocks: the `Prediction` properties build a dataclass per read
+        "diagnosis_code": diagnosis["code"] if diagnosis else None,
+        "treatment_code": treatment["code"] if treatment else None,
+        "quality": body["prediction_quality"],
     }
     return body, row
 

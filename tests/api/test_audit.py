@@ -133,6 +133,21 @@ async def test_a_full_queue_ends_the_linger(tmp_path: Path) -> None:
     assert _count(url) == 30
 
 
+async def test_enqueue_many_wakes_a_lingering_writer(tmp_path: Path) -> None:
+    url, sessions = _store(tmp_path)
+    writer = AuditWriter(sessions, max_queue=1000, batch_size=10, linger_s=NEVER_S)
+    writer.start()
+    await writer.enqueue(_row(0))
+    await asyncio.sleep(0.05)  # the writer holds row 0 and lingers for more
+    await writer.enqueue_many([_row(i) for i in range(1, 21)])
+    async with asyncio.timeout(30):  # full batches are written without waiting out the linger
+        while writer.written < 20:
+            await asyncio.sleep(0.01)
+    await asyncio.wait_for(writer.stop(), timeout=60)
+    assert (writer.enqueued, writer.written, writer.lost) == (21, 21, 0)
+    assert _count(url) == 21
+
+
 def test_lifespan_migration_runs_once(tmp_path: Path) -> None:
     from app.main import migrate_if_needed
 
