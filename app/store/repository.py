@@ -7,23 +7,21 @@ with ``join_transaction_mode="create_savepoint"`` a commit only releases a savep
 from __future__ import annotations
 
 import logging
-import operator
-import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Dialect, func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.store.prediction_insert import compiled_insert
 from app.store.tables import (
     VERDICTS,
     FeedbackRow,
     PredictionRow,
     RetrainJobRow,
-    new_id,
     utcnow,
 )
 from train_pipeline.contract import ED_COHORT, SYMPTOM_SEPARATOR, TaskContract
@@ -56,81 +54,10 @@ def save_predictions(session: Session, records: Sequence[dict[str, Any]]) -> int
     if not records:
         return 0
     conn = session.connection()
-    compiled = _compiled_insert(conn.dialect)
+    compiled = compiled_insert(conn.dialect)
     conn.exec_driver_sql(compiled.sql, compiled.parameters(records))
     session.commit()
     return len(records)
-
-
-_ABSENT: Any = object()
-
-
-@dataclass(frozen=True)
-class _PredictionInsert:
-    """``INSERT INTO predictions`` compiled for one dialect, and its per-column bind processors."""
-
-    sql: str
-    keys: tuple[str, ...]
-    processed: tuple[tuple[int, Callable[[Any], Any]], ...]  # (position, processor)
-    positional: bool
-
-    @classmethod
-    def compile(cls, dialect: Dialect) -> _PredictionInsert:
-        table = PredictionRow.__table__
-        keys = tuple(c.key for c in table.columns)
-        compiled = insert(PredictionRow).compile(dialect=dialect, column_keys=list(keys))
-        if dialect.positional and tuple(compiled.positiontup or ()) != keys:
-            raise RuntimeError(f"unexpected parameter order {compiled.positiontup}")
-        processed = []
-        for i, key in enumerate(keys):
-            proc = table.c[key].type.dialect_impl(dialect).bind_processor(dialect)
-            if proc is not None:
-                processed.append((i, proc))
-        return cls(compiled.string, keys, tuple(processed), dialect.positional)
-
-    def parameters(self, records: Sequence[dict[str, Any]]) -> list[Any]:
-        """One DBAPI parameter set per record (a tuple for positional dialects, else a dict)."""
-        keys, processed = self.keys, self.processed
-        values_of = operator.itemgetter(*keys)
-        # The rows of one `POST /predict/batch` share their created_at: convert it once.
-        last_in: list[Any] = [_ABSENT] * len(keys)
-        last_out: list[Any] = [None] * len(keys)
-        out: list[Any] = []
-        for record in records:
-            if record.get("id") is None or record.get("created_at") is None:
-                record = dict(record)  # never touch the caller's dict
-                if record.get("id") is None:
-                    record["id"] = new_id()
-                if record.get("created_at") is None:
-                    record["created_at"] = utcnow()
-            try:
-                values = list(values_of(record))
-            except KeyError:  # a column left out: NULL, as the ORM's INSERT would leave it
-                values = [record.get(k, _ABSENT) for k in keys]
-                for i, proc in processed:
-                    if values[i] is not _ABSENT:
-                        values[i] = proc(values[i])
-                values = [None if v is _ABSENT else v for v in values]
-            else:
-                for i, proc in processed:
-                    value = values[i]
-                    if value is last_in[i]:
-                        values[i] = last_out[i]
-                    else:
-                        values[i] = last_out[i] = proc(value)
-                        last_in[i] = value
-            out.append(tuple(values) if self.positional else dict(zip(keys, values, strict=True)))
-        return out
-
-
-_INSERTS: weakref.WeakKeyDictionary[Dialect, _PredictionInsert] = weakref.WeakKeyDictionary()
-
-
-def _compiled_insert(dialect: Dialect) -> _PredictionInsert:
-    compiled = _INSERTS.get(dialect)
-    if compiled is None:
-        compiled = _INSERTS[dialect] = _PredictionInsert.compile(dialect)
-    return compiled
 
 
 def get_prediction(session: Session, prediction_id: str) -> PredictionRow | None:
