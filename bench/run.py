@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app.settings import Settings  # noqa: E402
+from bench.chart import draw  # noqa: E402
 from bench.report import render  # noqa: E402
 from bench.servers import PY, Result, Server, free_port, model_calls, start, stop, tree_rss_mib  # noqa: E402
 from train_pipeline.contract import ED_COHORT, SYMPTOM_SEPARATOR  # noqa: E402
@@ -313,6 +314,8 @@ def main() -> None:
     report = render(todo, batch, args, load_before, os.getloadavg())
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{datetime.now(UTC):%Y-%m-%d}.md"
+    picture = draw(todo, batch, args.batch, path.with_suffix(".png"))
+    report += f"\n![throughput and p99 of every server]({picture.name})\n"
     path.write_text(report)
     console.print(report)
     console.log(f"written to {path} (server logs in {tmp})")
