@@ -33,7 +33,8 @@ from app.schemas.prediction import (
 from app.serving.bundle import ModelBundle
 from app.serving.loader import ModelManager
 from app.serving.microbatch import MicroBatcher
-from app.serving.predictor import Prediction, Predictor, Record
+from app.serving.prediction import Prediction
+from app.serving.predictor import Predictor, Record
 
 EXPLAIN_TOP_N = 5
 ERRORS: dict[int | str, dict[str, Any]] = {

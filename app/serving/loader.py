@@ -21,7 +21,8 @@ from typing import Any, TypeVar
 from app.errors import ModelLoadError, ModelNotReadyError
 from app.monitoring import metrics
 from app.serving.bundle import ModelBundle, check_compatible
-from app.serving.predictor import Prediction, Predictor, Record, probe_records
+from app.serving.prediction import Prediction
+from app.serving.predictor import Predictor, Record, probe_records
 from app.serving.sources import LoadedPair, limit_mlflow_http, load_bentoml, load_mlflow
 from app.settings import Settings
 from train_pipeline.models.fast import FastPipeline

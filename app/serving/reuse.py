@@ -27,8 +27,7 @@ class SharedFeatures:
     code_value: Mapping[str, float]
 
     def treatment_raw(self, diag_raw: np.ndarray, diag_codes: Sequence[str]) -> np.ndarray:
-        values = np.array([self.code_value[c] for c in diag_codes], dtype=float)
-        return self.insert(diag_raw, values)
+        return self.insert(diag_raw, self.code_values(diag_codes))
 
     def insert(self, diag_raw: np.ndarray, values: np.ndarray) -> np.ndarray:
         """``np.insert(diag_raw, position, values, axis=1)`` with three slice copies."""

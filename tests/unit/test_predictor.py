@@ -13,7 +13,8 @@ from app.monitoring import metrics
 from app.schemas.patient import PatientRecord
 from app.serving.bundle import ModelBundle, class_codes
 from app.serving.loader import build_bundle
-from app.serving.predictor import ClassScore, Prediction, Predictor, build_columns
+from app.serving.prediction import ClassScore, Prediction
+from app.serving.predictor import Predictor, build_columns
 from app.serving.sources import load_mlflow
 from tests.factories import cohort_payloads, make_patient
 from train_pipeline.contract import ED_COHORT, SYMPTOM_SEPARATOR
