@@ -19,14 +19,17 @@ import numpy as np
 from app.monitoring import metrics
 from app.serving.bundle import ModelBundle, class_codes
 from app.serving.prediction import Prediction, response_body
-from app.serving.quality import assess
+from app.serving.quality import assess, assess_many
 from app.serving.reuse import SharedFeatures
-from app.serving.rules import evaluate
+from app.serving.rules import News2Result, evaluate, news2_many
 from train_pipeline.contract import ED_COHORT, Feature, TaskContract
 from train_pipeline.models.coherence import CoherenceTable
 from train_pipeline.models.treatment import DIAGNOSIS_COLUMN
 
 Record = Mapping[str, Any]
+COLUMNS_FROM = 32
+"""From this many records, `predict_many` builds columns once (quality, NEWS2 and features read
+them with NumPy); below it, per-record Python costs less than the NumPy calls."""
 
 
 def build_columns(records: Sequence[Record], features: Sequence[Feature]) -> dict[str, Any]:
@@ -46,6 +49,13 @@ def build_columns(records: Sequence[Record], features: Sequence[Feature]) -> dic
         else:
             cols[name] = [r.get(name) for r in records]
     return cols
+
+
+def _take(column: Any, index: list[int]) -> Any:
+    """The rows ``index`` of one column (an array or a list)."""
+    if isinstance(column, np.ndarray):
+        return column[index]
+    return [column[i] for i in index]
 
 
 def probe_records(task: TaskContract = ED_COHORT) -> list[dict[str, Any]]:
@@ -131,19 +141,30 @@ class Predictor:
     def predict_many(self, records: Sequence[Record]) -> list[Prediction]:
         """Predict every record; `insufficient` ones get no model call and None outputs."""
         t0 = time.perf_counter()
-        qualities = [assess(r) for r in records]
+        cols: dict[str, Any] | None = None
+        if len(records) >= COLUMNS_FROM:  # quality, NEWS2 and features from one set of columns
+            cols = build_columns(records, self._features)
+            qualities = assess_many(records, cols)
+            scores: list[News2Result | None] = list(news2_many(cols))
+        else:
+            qualities = [assess(r) for r in records]
+            scores = [None] * len(records)
         scored = [i for i, q in enumerate(qualities) if q.quality != "insufficient"]
         t1 = time.perf_counter()
         diagnoses: list[dict[str, Any] | None] = [None] * len(records)
         treatments: list[dict[str, Any] | None] = [None] * len(records)
         if scored:
-            rows = records if len(scored) == len(records) else [records[i] for i in scored]
-            self._score(rows, scored, diagnoses, treatments)
+            everyone = len(scored) == len(records)
+            rows = records if everyone else [records[i] for i in scored]
+            rows_cols = cols
+            if cols is not None and not everyone:
+                rows_cols = {k: _take(v, scored) for k, v in cols.items()}
+            self._score(rows, scored, diagnoses, treatments, rows_cols)
         t2 = time.perf_counter()
         model = self._model_info
         out = []
-        for r, q, d, t in zip(records, qualities, diagnoses, treatments, strict=True):
-            rules = evaluate(r, q)
+        for r, q, d, t, n2 in zip(records, qualities, diagnoses, treatments, scores, strict=True):
+            rules = evaluate(r, q, n2)
             body = response_body(
                 d,
                 t,
@@ -182,12 +203,15 @@ class Predictor:
         index: list[int],
         diagnoses: list[dict[str, Any] | None],
         treatments: list[dict[str, Any] | None],
+        cols: dict[str, Any] | None = None,
     ) -> None:
-        """Score `records` (all sufficient); fill the response blocks at the given `index`."""
+        """Score `records` (all sufficient; `cols`: their columns, if built); fill the response
+        blocks at the given `index`."""
         t0 = time.perf_counter()
         diag, treat = self.bundle.diagnosis, self.bundle.treatment
-        cols: dict[str, Any] | None = None
-        if self._by_records:
+        if cols is not None:
+            raw = diag.features.transform_columns(cols)
+        elif self._by_records:
             raw = diag.features.transform_records(records)
         else:
             cols = build_columns(records, self._features)
@@ -206,7 +230,7 @@ class Predictor:
                 treat.imputer.transform_array(treat.encoder.transform_array(traw))
             )
         else:
-            cols = cols or build_columns(records, self._features)
+            cols = dict(cols) if cols is not None else build_columns(records, self._features)
             cols[DIAGNOSIS_COLUMN] = [self._diag_classes[j] for j in top.tolist()]
             treat_raw = treat.predict_proba(cols)
         treat_codes, treat_proba = self._coherence.choose(top, treat_raw)
@@ -219,8 +243,12 @@ class Predictor:
         # Plain Python lists: indexing NumPy scalars one by one costs more than the trees.
         labels, dclasses, tlabels = self._diag_labels, self._diag_classes, self._treat_labels
         chosen = treat_proba.max(axis=1).tolist()  # the chosen code is the renormalised argmax
-        for row, (i, js, ps) in enumerate(zip(index, order.tolist(), proba.tolist(), strict=True)):
-            top_k = [{"code": dclasses[j], "label": labels[j], "probability": ps[j]} for j in js]
+        top_p = np.take_along_axis(proba, order, axis=1).tolist()  # only the k kept
+        for row, (i, js, ps) in enumerate(zip(index, order.tolist(), top_p, strict=True)):
+            top_k = [
+                {"code": dclasses[j], "label": labels[j], "probability": p}
+                for j, p in zip(js, ps, strict=True)
+            ]
             first = top_k[0]
             diagnoses[i] = {
                 "code": first["code"],

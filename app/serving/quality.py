@@ -6,9 +6,11 @@ low: one or two critical missing; insufficient: three or more critical missing (
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
+
+import numpy as np
 
 from train_pipeline.contract import ED_COHORT, TaskContract
 
@@ -63,19 +65,48 @@ _ED = _tier_names(ED_COHORT)
 
 
 def assess(record: Mapping[str, Any], task: TaskContract = ED_COHORT) -> QualityAssessment:
-    """Grade one canonical record (absent key and ``None`` both count as missing)."""
+    """Grade one canonical record (absent key, ``None`` and NaN count as missing, as the
+    feature columns and the imputer see them)."""
     names = _ED if task is ED_COHORT else _tier_names(task)
     get = record.get
-    missing = [n for n in names.reported if get(n) is None]
-    missing_critical = [n for n in names.critical if get(n) is None]
+    missing = [n for n in names.reported if _absent(get(n))]
+    missing_critical = [n for n in names.critical if _absent(get(n))]
     quality: Quality
     if len(missing_critical) >= INSUFFICIENT_CRITICAL_MISSING:
         quality = "insufficient"
     elif missing_critical:
         quality = "low"
-    elif any(get(n) is None for n in names.important):
+    elif any(_absent(get(n)) for n in names.important):
         quality = "medium"
     else:
         quality = "high"
     imputed = [] if quality == "insufficient" else [n for n in missing if n in names.numeric]
     return QualityAssessment(quality, missing, imputed, missing_critical)
+
+
+def _absent(value: Any) -> bool:
+    return value is None or value != value  # NaN != NaN
+
+
+def assess_many(
+    records: Sequence[Mapping[str, Any]],
+    columns: Mapping[str, Any],
+    task: TaskContract = ED_COHORT,
+) -> list[QualityAssessment]:
+    """`assess` of every record, from its feature columns (``app.serving.predictor.
+    build_columns``: numbers as float arrays, NaN when absent).
+
+    An assessment depends only on which reported fields are missing, so the records are grouped
+    by that pattern (one NumPy pass) and each pattern is assessed once, on its first record:
+    1,000 records share a few dozen patterns. Records with the same pattern share one
+    (immutable) assessment.
+    """
+    names = _ED if task is ED_COHORT else _tier_names(task)
+    reported = names.reported
+    if not records or len(reported) > 62 or not names.numeric.issuperset(reported):
+        return [assess(r, task) for r in records]
+    missing = np.column_stack([np.isnan(np.asarray(columns[n], dtype=float)) for n in reported])
+    keys = missing @ (np.int64(1) << np.arange(len(reported), dtype=np.int64))
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    shared = [assess(records[i], task) for i in first.tolist()]
+    return [shared[j] for j in inverse.ravel().tolist()]

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
+
 from app.serving.quality import INSUFFICIENT_CRITICAL_MISSING, QualityAssessment, assess
 from train_pipeline.contract import ED_COHORT
 
@@ -83,13 +85,12 @@ def news2(record: Mapping[str, Any]) -> tuple[int | None, str | None, bool]:
     parts: list[int] = []
     for name, uppers, points in _NEWS2_BOUNDS:
         value = record.get(name)
-        if value is None:
+        if value is None or value != value:  # absent (NaN too, as the feature columns see it)
             return None, None, False
-        value = float(value)
-        if value != value:  # NaN is in no band
-            raise AssertionError("NEWS2 tables end with +inf")  # pragma: no cover
-        parts.append(points[bisect_left(uppers, value)])
+        parts.append(points[bisect_left(uppers, float(value))])
     gcs = record.get("glasgow")
+    if gcs is not None and gcs != gcs:
+        gcs = None
     parts.append(NEWS2_NEW_CONFUSION_POINTS if gcs is not None and gcs < 15 else 0)
     parts.append(NEWS2_AIR_POINTS)
     score = sum(parts)
@@ -102,6 +103,41 @@ def news2(record: Mapping[str, Any]) -> tuple[int | None, str | None, bool]:
     else:
         band = "low"
     return score, band, gcs is None
+
+
+News2Result = tuple[int | None, str | None, bool]
+"""What `news2` returns: score, band, and whether consciousness was assumed (GCS absent)."""
+
+
+def news2_many(columns: Mapping[str, Any]) -> list[News2Result]:
+    """`news2` of every record, from its feature columns (numbers as float arrays, NaN when
+    absent): the same tables, one `np.searchsorted` (= `bisect_left`) per vital sign."""
+    gcs = np.asarray(columns["glasgow"], dtype=float)
+    score = np.zeros(len(gcs), dtype=np.int64)
+    valid = np.ones(len(gcs), dtype=bool)
+    red = np.zeros(len(gcs), dtype=bool)  # a single parameter scoring 3
+    for name, uppers, points in _NEWS2_BOUNDS:
+        value = np.asarray(columns[name], dtype=float)
+        valid &= ~np.isnan(value)
+        index = np.searchsorted(uppers, value, side="left").clip(max=len(points) - 1)
+        part = np.asarray(points)[index]
+        score += part
+        red |= part == 3
+    # GCS < 15: not Alert (NaN compares False: scored as Alert); then the air/oxygen part
+    for part in (np.where(gcs < 15, NEWS2_NEW_CONFUSION_POINTS, 0), NEWS2_AIR_POINTS):
+        score += part
+        red |= np.equal(part, 3)
+    band = np.where(
+        score >= NEWS2_HIGH,
+        "high",
+        np.where(score >= NEWS2_MEDIUM, "medium", np.where(red, "low-medium", "low")),
+    )
+    return [
+        (s, b, a) if ok else (None, None, False)
+        for s, b, a, ok in zip(
+            score.tolist(), band.tolist(), np.isnan(gcs).tolist(), valid.tolist(), strict=True
+        )
+    ]
 
 
 def _g(value: float) -> str:
@@ -234,18 +270,23 @@ def _news2_warnings(
     return out
 
 
-def evaluate(record: Mapping[str, Any], quality: QualityAssessment | None = None) -> RulesResult:
+def evaluate(
+    record: Mapping[str, Any],
+    quality: QualityAssessment | None = None,
+    news2_result: News2Result | None = None,
+) -> RulesResult:
     """Run every rule on one canonical record.
 
     Args:
         record: canonical-name dict (absent or None = missing).
         quality: the record's assessment, if already computed (avoids doing it twice).
+        news2_result: its `news2`, if already computed (`news2_many` for a batch).
 
     Returns:
         NEWS2 score and band, and the warnings sorted by severity (most severe first).
     """
     quality = quality or assess(record)
-    score, band, gcs_assumed = news2(record)
+    score, band, gcs_assumed = news2_result or news2(record)
     warnings = [
         *_vital_warnings(record),
         *_lab_warnings(record),

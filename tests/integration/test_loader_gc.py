@@ -18,9 +18,12 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def unfrozen() -> Iterator[None]:
+    threshold = gc.get_threshold()
     gc.unfreeze()
+    gc.set_threshold(700, *threshold[1:])
     yield
     gc.unfreeze()  # leave the test session's collector as it was
+    gc.set_threshold(*threshold)
 
 
 async def test_load_freezes_and_reload_releases_old_bundle(
@@ -31,11 +34,13 @@ async def test_load_freezes_and_reload_releases_old_bundle(
         bentoml_home=tmp_path / "none",
         environment="test",
         mlflow_timeout_s=120.0,
+        gc_gen0_threshold=12_345,
     )
     manager = ModelManager(settings)
     await manager.start()
     try:
         assert gc.get_freeze_count() > 0, "the loaded heap was not frozen"
+        assert gc.get_threshold()[0] == 12_345, "the setting did not reach the collector"
         old = manager.bundle
         assert old is not None
         old_ref = weakref.ref(old.diagnosis)

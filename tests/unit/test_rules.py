@@ -15,6 +15,7 @@ from app.serving.rules import (
     NEWS2_TEMPERATURE,
     evaluate,
     news2,
+    news2_many,
 )
 
 NORMAL: dict[str, Any] = {
@@ -305,3 +306,38 @@ def test_low_quality_record_has_no_insufficient_warning() -> None:
     r = rec()
     del r["spo2"]
     assert "insufficient_data" not in {w.code for w in evaluate(r).warnings}
+
+
+def _edge_records() -> list[dict[str, Any]]:
+    """Every vital at and around each NEWS2 band edge, with and without GCS, and each vital
+    missing in turn (None, absent, NaN)."""
+    out: list[dict[str, Any]] = []
+    for field, table in TABLES.items():
+        for upper, _ in table[:-1]:
+            for value in (upper - 0.1, upper, upper + 0.1, math.nextafter(upper, math.inf)):
+                out.append(rec(**{field: value}))
+                out.append(rec(**{field: value, "glasgow": 14}))
+                out.append({k: v for k, v in rec(**{field: value}).items() if k != "glasgow"})
+        out.append(rec(**{field: None}))
+        out.append(rec(**{field: math.nan}))
+        out.append({k: v for k, v in rec().items() if k != field})
+    out.append(rec(glasgow=math.nan))
+    out.extend(rec(**patient) for _, patient, _, _ in PATIENTS)
+    return out
+
+
+def test_news2_many_equals_news2_on_every_edge() -> None:
+    """The vectorised form (batches) gives what `news2` gives record by record."""
+    from app.serving.predictor import build_columns
+    from train_pipeline.contract import ED_COHORT
+
+    records = _edge_records()
+    cols = build_columns(records, ED_COHORT.features)
+    assert news2_many(cols) == [news2(r) for r in records]
+    assert {band for _, band, _ in news2_many(cols)} >= {
+        "low",
+        "low-medium",
+        "medium",
+        "high",
+        None,
+    }
