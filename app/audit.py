@@ -23,10 +23,36 @@ from app.store.repository import save_predictions
 
 logger = logging.getLogger(__name__)
 
-_STOP = object()
+Row = dict[str, Any]
+_STOP: list[Row] = []  # the stop marker: a chunk of no rows, told apart by identity
 MAX_RETRY_DELAY_S = 5.0
 SHUTDOWN_ATTEMPTS = 3
 DEFAULT_LINGER_S = 0.05
+
+
+class _RowQueue(asyncio.Queue[list[Row]]):
+    """An asyncio queue of chunks of rows whose size and bound count rows, not chunks: a
+    1,000-patient batch is queued and taken as one chunk instead of 1,000 items."""
+
+    def _init(self, maxsize: int) -> None:
+        super()._init(maxsize)
+        self._rows = 0
+
+    def _put(self, item: list[Row]) -> None:
+        super()._put(item)
+        self._rows += len(item)
+
+    def _get(self) -> list[Row]:
+        item: list[Row] = super()._get()
+        self._rows -= len(item)
+        return item
+
+    def qsize(self) -> int:
+        return self._rows
+
+    def room(self) -> int:
+        """Rows that can be queued now without waiting (unbounded: any number)."""
+        return self.maxsize - self._rows if self.maxsize > 0 else 1 << 62
 
 
 class AuditWriter:
@@ -55,7 +81,7 @@ class AuditWriter:
         linger_s: float = DEFAULT_LINGER_S,
     ) -> None:
         self._make_session = make_session
-        self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=max_queue)
+        self._queue = _RowQueue(maxsize=max_queue)
         self._batch_size = max(1, batch_size)
         self._retry_delay_s = retry_delay_s
         self._on_depth = on_depth or (lambda n: None)
@@ -83,33 +109,28 @@ class AuditWriter:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="audit-writer")
 
-    async def enqueue(self, row: dict[str, Any]) -> None:
+    async def enqueue(self, row: Row) -> None:
         """Queue one row; waits for room when the queue is full (never drops it)."""
-        if self._stopping:
-            raise RuntimeError("audit writer is stopped")
-        try:
-            self._queue.put_nowait(row)
-        except asyncio.QueueFull:
-            self._on_depth(self._queue.qsize())
-            self._wake.set()
-            await self._queue.put(row)
-        self.enqueued += 1
-        if self._queue.qsize() >= self._wake_depth:
-            self._wake.set()
+        await self.enqueue_many([row])
 
-    async def enqueue_many(self, rows: Sequence[dict[str, Any]]) -> None:
-        """`enqueue` each row in order; while there is room, without a coroutine per row (a
-        1,000-patient batch queues its rows in one loop step)."""
-        queue = self._queue
-        for row in rows:
+    async def enqueue_many(self, rows: Sequence[Row]) -> None:
+        """Queue rows in order, as few chunks as the room allows (one when it fits: a
+        1,000-patient batch is one queue item); waits for room when the queue is full."""
+        queue, rest = self._queue, list(rows)
+        while rest:
             if self._stopping:
                 raise RuntimeError("audit writer is stopped")
-            try:
-                queue.put_nowait(row)
-            except asyncio.QueueFull:
-                await self.enqueue(row)  # waits for room, wakes the writer
+            room = queue.room()
+            if room <= 0:  # full: wake the writer, wait until it takes a chunk
+                self._on_depth(queue.qsize())
+                self._wake.set()
+                await queue.put(rest[:1])
+                self.enqueued += 1
+                rest = rest[1:]
                 continue
-            self.enqueued += 1
+            chunk, rest = (rest, []) if room >= len(rest) else (rest[:room], rest[room:])
+            queue.put_nowait(chunk)
+            self.enqueued += len(chunk)
         if queue.qsize() >= self._wake_depth:
             self._wake.set()
 
@@ -154,21 +175,17 @@ class AuditWriter:
             if item is not _STOP:
                 await self._linger(deadline)
             drained_at = loop.time()
-            batch: list[dict[str, Any]] = []
             stop = item is _STOP
-            if not stop:
-                batch.append(item)
+            batch: list[Row] = list(item)
             while len(batch) < self._batch_size and not stop:
                 try:
                     item = self._queue.get_nowait()
                 except asyncio.QueueEmpty:
                     break
-                if item is _STOP:
-                    stop = True
-                else:
-                    batch.append(item)
-            if batch:
-                await self._write(batch)
+                stop = item is _STOP
+                batch += item
+            for start in range(0, len(batch), self._batch_size):  # a big chunk: several writes
+                await self._write(batch[start : start + self._batch_size])
             self._on_depth(self._queue.qsize())
             if stop:
                 return
@@ -192,7 +209,7 @@ class AuditWriter:
         except TimeoutError:
             pass
 
-    async def _write(self, batch: list[dict[str, Any]]) -> None:
+    async def _write(self, batch: list[Row]) -> None:
         attempt = 0
         while True:
             attempt += 1
@@ -217,6 +234,6 @@ class AuditWriter:
         async with self._progress:
             self._progress.notify_all()
 
-    def _save(self, batch: list[dict[str, Any]]) -> None:
+    def _save(self, batch: list[Row]) -> None:
         with self._make_session() as session:
             save_predictions(session, batch)

@@ -129,7 +129,8 @@ async def test_a_full_queue_ends_the_linger(tmp_path: Path) -> None:
     # 30 rows through a 3-row queue: only possible if a full queue makes the writer write.
     await asyncio.wait_for(writer.enqueue_many([_row(i) for i in range(30)]), timeout=60)
     await asyncio.wait_for(writer.stop(), timeout=60)
-    assert writer.written == 30 and writer.lost == 0 and writer.batches >= 8
+    # the writer holds at most one queue's worth (3 rows) while 3 more wait: 6 rows a batch
+    assert writer.written == 30 and writer.lost == 0 and writer.batches >= 5
     assert _count(url) == 30
 
 
@@ -146,6 +147,27 @@ async def test_enqueue_many_wakes_a_lingering_writer(tmp_path: Path) -> None:
     await asyncio.wait_for(writer.stop(), timeout=60)
     assert (writer.enqueued, writer.written, writer.lost) == (21, 21, 0)
     assert _count(url) == 21
+
+
+async def test_a_batch_is_one_queue_item_and_its_rows_count_toward_the_bound(
+    tmp_path: Path,
+) -> None:
+    url, sessions = _store(tmp_path)
+    depths: list[int] = []
+    writer = AuditWriter(
+        sessions, max_queue=100, batch_size=40, linger_s=NEVER_S, on_depth=depths.append
+    )
+    await writer.enqueue_many([_row(i) for i in range(60)])  # not started: stays queued
+    assert writer.depth == 60 and len(writer._queue._queue) == 1  # one chunk
+    await writer.enqueue_many([_row(i) for i in range(60, 100)])
+    assert writer.depth == 100
+    writer.start()
+    # 150 more than the room: split to fit, the rest waits; a 60-row chunk is written 40 + 20
+    await asyncio.wait_for(writer.enqueue_many([_row(i) for i in range(100, 250)]), timeout=60)
+    await asyncio.wait_for(writer.stop(), timeout=60)
+    assert (writer.enqueued, writer.written, writer.lost) == (250, 250, 0)
+    assert max(depths) <= 100
+    assert _count(url) == 250
 
 
 def test_lifespan_migration_runs_once(tmp_path: Path) -> None:
