@@ -14,7 +14,10 @@ the same work directly, in the order and with the errors FastAPI uses:
    as missing, malformed JSON as a ``json_invalid`` error at ``("body", position)``;
 3. query parameters and the body model validated with pydantic, errors located at
    ``("query", name)`` / ``("body", ...)`` and raised together as `RequestValidationError`, so
-   the app's handler renders the same 422 body.
+   the app's handler renders the same 422 body. A route may first hand the parsed body to its
+   ``precheck`` (the role of a route dependency that reads the parsed body, like the batch size
+   check): it may raise, or return the handler's input ready-made (a fast validation that is
+   sure of its answer) in place of the model's validation.
 
 One deliberate difference: the caller is authenticated before the body is parsed. FastAPI parses
 the JSON first, so a malformed body without a key gets 422 there and 401 here.
@@ -35,6 +38,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from app.deps import API_KEY_HEADER, authenticate, check_role
 
 DirectHandler = Callable[[Request, Any, dict[str, Any]], Awaitable[Response]]
+Precheck = Callable[[Request, Any], Any]
 _MISSING = object()
 
 
@@ -108,6 +112,7 @@ class DirectRoute(APIRoute):
     handler: DirectHandler
     body_model: type[BaseModel]
     query: dict[str, tuple[TypeAdapter[Any], Any]]
+    precheck: Precheck | None = None
 
     @classmethod
     def serving(
@@ -115,8 +120,17 @@ class DirectRoute(APIRoute):
         handler: DirectHandler,
         body_model: type[BaseModel],
         query: dict[str, tuple[TypeAdapter[Any], Any]],
+        precheck: Precheck | None = None,
     ) -> type[DirectRoute]:
-        attrs = {"handler": staticmethod(handler), "body_model": body_model, "query": query}
+        """A route class for ``route_class_override``. ``precheck(request, body)`` runs on the
+        parsed body before validation: it may raise, and what it returns, unless None, goes
+        to the handler instead of the validated model."""
+        attrs = {
+            "handler": staticmethod(handler),
+            "body_model": body_model,
+            "query": query,
+            "precheck": None if precheck is None else staticmethod(precheck),
+        }
         return type(f"Direct_{handler.__name__}", (cls,), attrs)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
@@ -126,13 +140,16 @@ class DirectRoute(APIRoute):
                 f"{self.path}: a DirectRoute needs exactly one require_role dependency of its "
                 "own (router-level, not include-level), nothing else"
             )
-        handler, model, query = self.handler, self.body_model, self.query
+        handler, model, query, precheck = self.handler, self.body_model, self.query, self.precheck
 
         async def direct(request: Request) -> Response:
             principal = await authenticate(request, request.headers.get(API_KEY_HEADER))
             check_role(principal, role)  # type: ignore[arg-type]
             body = await read_json_body(request)
             values, errors = validate_query(request, query)
+            ready = None if precheck is None or body is _MISSING else precheck(request, body)
+            if ready is not None and not errors:
+                return await handler(request, ready, values)
             record, body_errors = validate_body(model, body)
             errors += body_errors
             if errors:

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Dialect, insert
 
+from app.store.db import JSONText
 from app.store.tables import PredictionRow, new_id, utcnow
 
 _ABSENT: Any = object()
@@ -63,7 +64,9 @@ class PredictionInsert:
             except KeyError:  # a column left out: NULL, as the ORM's INSERT would leave it
                 values = [record.get(k, _ABSENT) for k in keys]
                 for i, proc in processed:
-                    if values[i] is not _ABSENT:
+                    if values[i].__class__ is JSONText:
+                        values[i] = values[i].text
+                    elif values[i] is not _ABSENT:
                         values[i] = proc(values[i])
                 values = [None if v is _ABSENT else v for v in values]
             else:
@@ -71,6 +74,8 @@ class PredictionInsert:
                     value = values[i]
                     if value is last_in[i]:
                         values[i] = last_out[i]
+                    elif value.__class__ is JSONText:  # serialised already
+                        values[i] = value.text
                     else:
                         values[i] = last_out[i] = proc(value)
                         last_in[i] = value

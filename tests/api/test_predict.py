@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from app.schemas.fast_records import canonical_records
 from app.schemas.prediction import PredictionResponse
 from app.serving.predictor import Predictor
 from app.store.repository import get_prediction
@@ -105,6 +106,38 @@ def test_batch_keeps_order_and_audits_every_item(client: TestClient) -> None:
     flush_audit(client)
     with client.app.state.sessionmaker() as session:  # type: ignore[attr-defined]
         assert all(get_prediction(session, p["prediction_id"]) for p in body["predictions"])
+
+
+def test_batch_fast_validation_gives_what_full_validation_gives(
+    client: TestClient, trained_store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Canonical records take `canonical_records` (no pydantic); the same records under their
+    camelCase names take the full model: the same predictions and audit inputs either way."""
+    from app.api import predict as predict_api
+
+    taken: list[bool] = []
+
+    def spy(records: Any) -> Any:
+        out = canonical_records(records)
+        taken.append(out is not None)
+        return out
+
+    monkeypatch.setattr(predict_api, "canonical_records", spy)
+    payloads = cohort_payloads(trained_store.data_path, 200, seed=11)
+    camel = [renamed(p, "camel") for p in payloads]
+    bodies = []
+    for records in (payloads, camel):
+        response = client.post("/predict/batch", json={"records": records}, headers=CLINICIAN)
+        assert response.status_code == 200, response.text
+        bodies.append(response.json()["predictions"])
+    fast, full = bodies
+    ids = [p.pop("prediction_id") for p in fast], [p.pop("prediction_id") for p in full]
+    assert fast == full
+    flush_audit(client)
+    with client.app.state.sessionmaker() as session:  # type: ignore[attr-defined]
+        for a, b in zip(*ids, strict=True):
+            assert get_prediction(session, a).inputs == get_prediction(session, b).inputs
+    assert taken == [True, False]  # fast path, then the full model
 
 
 def test_batch_over_a_lowered_limit_is_413(client: TestClient) -> None:

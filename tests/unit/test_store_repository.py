@@ -137,6 +137,25 @@ def test_save_predictions_stores_what_the_orm_bulk_insert_stored(session: Sessio
     assert row.diagnosis_code == "pneumonia" and row.quality == "medium"
 
 
+def test_pre_serialised_json_is_stored_as_the_serialiser_would_store_it(session: Session) -> None:
+    """A `JSONText` (a batch's outputs, serialised once for the response) is stored as is:
+    the same stored text as the dict it was made from, alone or among dict rows."""
+    outputs = {"diagnosis": {"code": "sepsis", "probability": 0.1 + 0.2}, "warnings": []}
+    plain = audit_record(outputs=outputs, id=str(uuid.uuid4()))
+    rows = [
+        {**plain, "id": str(uuid.uuid4()), "outputs": db.JSONText(db.dumps_json(outputs))},
+        {**plain, "id": str(uuid.uuid4())},
+        {k: v for k, v in plain.items() if k != "run_id"}
+        | {"id": str(uuid.uuid4()), "outputs": db.JSONText(db.dumps_json(outputs))},
+    ]
+    repository.save_predictions(session, [plain, *rows])
+    stored = [_stored(session, r["id"]) for r in rows]
+    assert all(s["outputs"] == _stored(session, plain["id"])["outputs"] for s in stored)
+    for r in rows:
+        got = repository.get_prediction(session, r["id"])
+        assert got is not None and got.outputs == outputs
+
+
 def test_save_predictions_many_rows_fills_missing_columns_and_leaves_records_alone(
     session: Session,
 ) -> None:
