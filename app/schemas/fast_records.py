@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from itertools import chain
 from typing import Any, Final
 
-from app.schemas.patient import _LOWER_BP, _UPPER_BP, TASK
+from app.schemas.patient import LOWER_BP, TASK, UPPER_BP
 from train_pipeline.contract import Feature
 
 
@@ -108,7 +108,7 @@ def canonical_records(records: object) -> list[dict[str, Any]] | None:
             converted.append((feat.name, [v if v is None else float(v) for v in column]))
         elif feat.kind == "multilabel":
             converted.append((feat.name, map(list, column)))  # a new list, [] if absent
-    pairs = zip(columns[_LOWER_BP], columns[_UPPER_BP], strict=True)
+    pairs = zip(columns[LOWER_BP], columns[UPPER_BP], strict=True)
     if any(low >= up for low, up in pairs if low is not None and up is not None):
         return None
     for name, new_values in converted:

@@ -44,7 +44,7 @@ _VALUE_ALIASES: dict[str, dict[str, str]] = {
 _MULTILABEL = frozenset(TASK.names_of("multilabel"))
 # Absent and null mean the same for fields with a default (booleans -> false, lists -> []).
 _DEFAULTED = frozenset(f.name for f in TASK.features if f.default is not None)
-_LOWER_BP, _UPPER_BP = "diastolic_bp", "systolic_bp"  # the one cross-field rule (DESIGN §4)
+LOWER_BP, UPPER_BP = "diastolic_bp", "systolic_bp"  # the one cross-field rule (DESIGN §4)
 
 
 def _description(feat: Feature) -> str:
@@ -155,15 +155,15 @@ class PatientRecordBase(BaseModel):
             out[name] = value
         return out
 
-    @field_validator(_LOWER_BP, mode="after", check_fields=False)
+    @field_validator(LOWER_BP, mode="after", check_fields=False)
     @classmethod
     def _below_upper(cls, value: float | None, info: ValidationInfo) -> float | None:
-        upper = info.data.get(_UPPER_BP)
+        upper = info.data.get(UPPER_BP)
         if value is not None and upper is not None and value >= upper:
             raise PydanticCustomError(
                 "cross_field",
                 "must be below {other} ({upper})",
-                {"other": _UPPER_BP, "upper": f"{upper:g}"},
+                {"other": UPPER_BP, "upper": f"{upper:g}"},
             )
         return value
 

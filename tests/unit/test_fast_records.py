@@ -21,7 +21,7 @@ import pytest
 from pydantic import ValidationError
 
 from app.schemas.fast_records import canonical_records
-from app.schemas.patient import _LOWER_BP, _UPPER_BP, TASK, PatientRecord
+from app.schemas.patient import LOWER_BP, TASK, UPPER_BP, PatientRecord
 from tests.factories import cohort_payloads
 from train_pipeline.contract import Feature
 
@@ -165,9 +165,9 @@ def _codes(feat: Feature, n: int) -> Callable[[random.Random, Record], list[str]
 
 
 def _bp_inverted(rng: random.Random, record: Record) -> Any:
-    upper = record.get(_UPPER_BP, 120.0)
-    record[_UPPER_BP] = upper
-    record[_LOWER_BP] = upper + rng.choice([0, 0.0, 1e-9, 5])
+    upper = record.get(UPPER_BP, 120.0)
+    record[UPPER_BP] = upper
+    record[LOWER_BP] = upper + rng.choice([0, 0.0, 1e-9, 5])
     return record
 
 
