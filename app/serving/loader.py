@@ -350,7 +350,7 @@ def _freeze_heap(collect: bool, gen0_threshold: int = 0) -> None:
     freeze each collection re-scans the ~360k objects of the loaded libraries: a 1,000-patient
     batch spent 74-76 ms of its 171 ms process CPU in GC, 16-23 ms of 113-132 ms frozen
     (in-process harness, 10 batches, gc.callbacks timing). With the default threshold of 700 a
-    batch still triggered ~40 collections (13-14 ms of GC per batch over HTTP); a request's
+    batch still triggered ~30 collections (13-14 ms of GC per batch over HTTP); a request's
     objects are freed by reference counting when it ends, so with 100,000 the collector runs
     about once per 40 batches (0.4 ms a batch), and cyclic garbage waits at most that long.
     After a reload, the previous bundle is first given back to the collector (``collect``) so it

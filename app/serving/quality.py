@@ -97,9 +97,9 @@ def assess_many(
     build_columns``: numbers as float arrays, NaN when absent).
 
     An assessment depends only on which reported fields are missing, so the records are grouped
-    by that pattern (one NumPy pass) and each pattern is assessed once, on its first record:
-    1,000 records share a few dozen patterns. Records with the same pattern share one
-    (immutable) assessment.
+    by that pattern (one NumPy pass) and each pattern is assessed once, on its first record
+    (1,000 cohort records have 226 patterns: 1.4 vs 4.3 ms). Records with the same pattern
+    share one assessment; its lists are shared too: read them only.
     """
     names = _ED if task is ED_COHORT else _tier_names(task)
     reported = names.reported
