@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import anyio.to_thread
 import orjson
-from fastapi import APIRouter, Body, Depends, Query, Request, Response
-from fastapi.routing import APIRoute
+from fastapi import APIRouter, Body, Depends, Query, Request
 from pydantic import TypeAdapter
 
 from app.api.direct import DirectRoute
@@ -81,33 +80,11 @@ def batch_precheck(request: Request, body: Any) -> list[dict[str, Any]] | None:
     return canonical_records(records) if records and len(body) == 1 else None
 
 
-class OrjsonRequest(Request):
-    """Request whose JSON body is parsed by orjson (a 1,000-record batch parses several times
-    faster than with `json`); `orjson.JSONDecodeError` subclasses `json.JSONDecodeError`, so
-    FastAPI still answers malformed JSON with its 422."""
-
-    async def json(self) -> Any:
-        if not hasattr(self, "_json"):
-            self._json = orjson.loads(await self.body())
-        return self._json
-
-
-class OrjsonRoute(APIRoute):
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def orjson_handler(request: Request) -> Response:
-            return await handler(OrjsonRequest(request.scope, request.receive))
-
-        return orjson_handler
-
-
 # The role check sits on the router, not on its inclusion: `DirectRoute` enforces it itself.
 router = APIRouter(
     prefix="/predict",
     tags=["predict"],
     responses=ERRORS,
-    route_class=OrjsonRoute,
     dependencies=[Depends(require_role("clinician"))],
 )
 

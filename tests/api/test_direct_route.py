@@ -8,18 +8,19 @@ same 503 from both: validation and auth come first.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from app.api.direct import DirectRoute
-from app.api.predict import OrjsonRoute, create_prediction
+from app.api.predict import create_prediction
 from app.deps import require_role
 from app.main import create_app
 from app.settings import DEFAULT_ADMIN_KEY, DEFAULT_CLINICIAN_KEY
@@ -28,6 +29,27 @@ from tests.factories import make_patient
 
 CLINICIAN = {"X-API-Key": DEFAULT_CLINICIAN_KEY}
 JSON = {"Content-Type": "application/json"}
+
+
+# The twin: a plain FastAPI route whose JSON is parsed by orjson, as `read_json_body` parses it.
+class OrjsonRequest(Request):
+    """Request whose JSON body is parsed by orjson; `orjson.JSONDecodeError` subclasses
+    `json.JSONDecodeError`, so FastAPI still answers malformed JSON with its 422."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = orjson.loads(await self.body())
+        return self._json
+
+
+class OrjsonRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def orjson_handler(request: Request) -> Response:
+            return await handler(OrjsonRequest(request.scope, request.receive))
+
+        return orjson_handler
 
 
 @pytest.fixture(scope="module")
