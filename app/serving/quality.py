@@ -69,23 +69,20 @@ def assess(record: Mapping[str, Any], task: TaskContract = ED_COHORT) -> Quality
     feature columns and the imputer see them)."""
     names = _ED if task is ED_COHORT else _tier_names(task)
     get = record.get
-    missing = [n for n in names.reported if _absent(get(n))]
-    missing_critical = [n for n in names.critical if _absent(get(n))]
+    missing = [n for n in names.reported if (v := get(n)) is None or v != v]  # NaN != NaN
+    gone = set(missing)  # critical and important fields are all reported
+    missing_critical = [n for n in names.critical if n in gone]
     quality: Quality
     if len(missing_critical) >= INSUFFICIENT_CRITICAL_MISSING:
         quality = "insufficient"
     elif missing_critical:
         quality = "low"
-    elif any(_absent(get(n)) for n in names.important):
+    elif not gone.isdisjoint(names.important):
         quality = "medium"
     else:
         quality = "high"
     imputed = [] if quality == "insufficient" else [n for n in missing if n in names.numeric]
     return QualityAssessment(quality, missing, imputed, missing_critical)
-
-
-def _absent(value: Any) -> bool:
-    return value is None or value != value  # NaN != NaN
 
 
 def assess_many(
