@@ -75,7 +75,8 @@ def save_predictions_orm(session: Any, records: Sequence[dict[str, Any]]) -> int
     """`save_predictions` before d5b16e7: the ORM bulk insert."""
     from sqlalchemy import insert
 
-    from app.store.tables import PredictionRow, new_id, utcnow
+    from app.store.ids import new_id
+    from app.store.tables import PredictionRow, utcnow
 
     columns = frozenset(c.key for c in PredictionRow.__table__.columns)
     rows = []
@@ -110,7 +111,7 @@ def store(postgres: bool) -> Iterator[str]:
 def fresh(src: list[dict[str, Any]], own_times: bool = False) -> list[dict[str, Any]]:
     """The rows under new ids (each variant inserts its own copies); ``own_times``: a datetime
     object per row, as single requests have (a batch's rows share one)."""
-    from app.store.tables import new_id
+    from app.store.ids import new_id
 
     if own_times:
         step = timedelta(microseconds=1)

@@ -7,7 +7,6 @@ so they never block the loop. Every prediction, insufficient ones included, is a
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -36,6 +35,7 @@ from app.serving.microbatch import MicroBatcher
 from app.serving.prediction import Prediction
 from app.serving.predictor import Predictor, Record
 from app.store.db import JSONText
+from app.store.ids import new_id, new_ids
 
 EXPLAIN_TOP_N = 5
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -98,7 +98,7 @@ async def predict_one(
     canonical = record.to_record()
     predictor = current_predictor(state.models)  # 503 after validation (422 first)
     prediction = await state.batcher.submit(canonical)
-    body, row = _assemble(canonical, prediction, _new_ids(1)[0], datetime.now(UTC))
+    body, row = _assemble(canonical, prediction, new_id(), datetime.now(UTC))
     if query["explain"] and prediction.diagnosis is not None:
         body["explanation"] = await _explain(predictor.bundle, canonical)
     with metrics.time_stage("audit_enqueue"):
@@ -145,7 +145,7 @@ async def predict_batch(
     audit = request.app.state.audit
     predictor = current_predictor(request.app.state.models)
     predictions = await anyio.to_thread.run_sync(predictor.predict_many, records)
-    now, ids = datetime.now(UTC), _new_ids(len(records))
+    now, ids = datetime.now(UTC), new_ids(len(records))
     rows, parts = [], []
     for rec, p, pid in zip(records, predictions, ids, strict=True):
         body, row = _assemble(rec, p, pid, now)
@@ -186,20 +186,6 @@ def _observe_parse(request: Request) -> None:
     started = request.scope.get("state", {}).get("started")
     if started is not None:
         metrics.observe_stage("parse_validate", time.perf_counter() - started)
-
-
-def _new_ids(n: int) -> list[str]:
-    """``n`` random version-4 UUID strings from one `os.urandom` call, formatted from one hex
-    string (1,000 ids: 0.8 ms vs 2.9 ms with one `uuid.UUID` each)."""
-    raw = bytearray(os.urandom(16 * n))
-    raw[6::16] = bytes(b & 0x0F | 0x40 for b in raw[6::16])  # version 4
-    raw[8::16] = bytes(b & 0x3F | 0x80 for b in raw[8::16])  # RFC 4122 variant
-    h = raw.hex()
-    return [
-        f"{h[i : i + 8]}-{h[i + 8 : i + 12]}-{h[i + 12 : i + 16]}-"
-        f"{h[i + 16 : i + 20]}-{h[i + 20 : i + 32]}"
-        for i in range(0, 32 * n, 32)
-    ]
 
 
 def _assemble(

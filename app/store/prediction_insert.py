@@ -16,7 +16,8 @@ from typing import Any
 from sqlalchemy import Dialect, insert
 
 from app.store.db import JSONText
-from app.store.tables import PredictionRow, new_id, utcnow
+from app.store.ids import new_id
+from app.store.tables import PredictionRow, utcnow
 
 _ABSENT: Any = object()
 

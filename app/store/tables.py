@@ -6,7 +6,6 @@ as UTC and always read back timezone-aware.
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +23,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from app.store.ids import new_id
 
 VERDICTS = ("correct", "wrong_diagnosis", "wrong_treatment", "both_wrong")
 JOB_STATUSES = ("queued", "running", "succeeded", "failed")
@@ -55,10 +56,6 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
 
 
 class Base(DeclarativeBase):
