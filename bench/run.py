@@ -39,6 +39,7 @@ from train_pipeline.contract import ED_COHORT, SYMPTOM_SEPARATOR  # noqa: E402
 console = Console(stderr=True)
 LUA = ROOT / "bench" / "wrk" / "predict.lua"
 API_KEY = "bench-clinician-key"
+TARGETS = ("a", "b", "c", "d", "e", "f")
 N_BODIES = 500
 
 
@@ -253,7 +254,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
     parser.add_argument("--warmup", type=float, default=3.0, help="warm-up seconds per server")
     parser.add_argument("--batch", type=int, default=1000, help="patients per batch request")
-    parser.add_argument("--only", default="a,b,c,d,e,f", help="targets to run")
+    parser.add_argument("--only", default=",".join(TARGETS), help="targets to run")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument(
         "--hp-env",
@@ -313,7 +314,9 @@ def main() -> None:
             stop(server)
     report = render(todo, batch, args, load_before, os.getloadavg())
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"{datetime.now(UTC):%Y-%m-%d}.md"
+    # a partial run (--only) never overwrites the day's full report
+    partial = "" if wanted >= set(TARGETS) else "-" + "".join(sorted(wanted))
+    path = args.out / f"{datetime.now(UTC):%Y-%m-%d}{partial}.md"
     picture = draw(todo, batch, args.batch, path.with_suffix(".png"))
     report += f"\n![throughput and p99 of every server]({picture.name})\n"
     path.write_text(report)

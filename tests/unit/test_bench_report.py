@@ -45,3 +45,10 @@ def test_chart_is_a_png_of_the_expected_size(tmp_path: Path) -> None:
     width, height = struct.unpack(">II", data[16:24])
     assert (width, height) == (15 * 110, int(4.8 * 110))
     assert len(data) > 20_000  # bars, labels and text, not an empty canvas
+
+
+def test_batch_only_chart(tmp_path: Path) -> None:
+    """`--only e` measures no single requests: the chart is the batch panel alone."""
+    bare = [Server("a", "HealthPredict POST /predict", [], {}, "/health", "/predict", Path("b"))]
+    data = draw(bare, BATCH, 1000, tmp_path / "2026-01-01-e.png").read_bytes()
+    assert struct.unpack(">II", data[16:24]) == (int(5.5 * 110), int(4.8 * 110))
