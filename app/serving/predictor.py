@@ -21,7 +21,7 @@ from app.serving.bundle import ModelBundle, class_codes
 from app.serving.prediction import Prediction, response_body
 from app.serving.quality import assess, assess_many
 from app.serving.reuse import SharedFeatures
-from app.serving.rules import News2Result, evaluate, news2_many
+from app.serving.rules import evaluate, news2_many, warnings_many
 from train_pipeline.contract import ED_COHORT, Feature, TaskContract
 from train_pipeline.models.coherence import CoherenceTable
 from train_pipeline.models.treatment import DIAGNOSIS_COLUMN
@@ -145,10 +145,8 @@ class Predictor:
         if len(records) >= COLUMNS_FROM:  # quality, NEWS2 and features from one set of columns
             cols = build_columns(records, self._features)
             qualities = assess_many(records, cols)
-            scores: list[News2Result | None] = list(news2_many(cols))
         else:
             qualities = [assess(r) for r in records]
-            scores = [None] * len(records)
         scored = [i for i, q in enumerate(qualities) if q.quality != "insufficient"]
         t1 = time.perf_counter()
         diagnoses: list[dict[str, Any] | None] = [None] * len(records)
@@ -162,24 +160,30 @@ class Predictor:
             self._score(rows, scored, diagnoses, treatments, rows_cols)
         t2 = time.perf_counter()
         model = self._model_info
-        out = []
-        for r, q, d, t, n2 in zip(records, qualities, diagnoses, treatments, scores, strict=True):
-            rules = evaluate(r, q, n2)
-            body = response_body(
-                d,
-                t,
-                q.quality,
-                q.missing,
-                q.imputed,
-                rules.news2_score,
-                rules.news2_band,
-                [
-                    {"code": w.code, "severity": w.severity, "message": w.message}
-                    for w in rules.warnings
-                ],
-                model,
+        news2_parts: list[tuple[int | None, str | None]] = []
+        blocks: list[list[dict[str, str]]] = []
+        if cols is not None:  # NEWS2 and warnings from the columns too
+            news2_results = news2_many(cols)
+            news2_parts = [(score, band) for score, band, _ in news2_results]
+            blocks = warnings_many(cols, qualities, news2_results)
+        else:
+            for r, q in zip(records, qualities, strict=True):
+                rules = evaluate(r, q)
+                news2_parts.append((rules.news2_score, rules.news2_band))
+                blocks.append(
+                    [
+                        {"code": w.code, "severity": w.severity, "message": w.message}
+                        for w in rules.warnings
+                    ]
+                )
+        out = [
+            Prediction.of_body(
+                response_body(d, t, q.quality, q.missing, q.imputed, n2[0], n2[1], w, model)
             )
-            out.append(Prediction.of_body(body))
+            for q, d, t, n2, w in zip(
+                qualities, diagnoses, treatments, news2_parts, blocks, strict=True
+            )
+        ]
         t3 = time.perf_counter()
         if self._observe:
             metrics.observe_stage("rules", (t1 - t0) + (t3 - t2))

@@ -7,7 +7,7 @@ that identifies the patient.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -144,92 +144,143 @@ def _g(value: float) -> str:
     return f"{value:g}"
 
 
-def _vital_warnings(r: Mapping[str, Any]) -> list[ClinicalWarning]:
-    out: list[ClinicalWarning] = []
-    spo2, sbp, hr, temp = (
-        r.get("spo2"),
-        r.get("systolic_bp"),
-        r.get("heart_rate"),
-        r.get("temperature"),
-    )
-    # BTS 2017 oxygen guideline: SpO2 < 90 % on air is significant hypoxaemia.
-    if spo2 is not None and spo2 < 90:
-        sev: Severity = "critical" if spo2 < 85 else "high"
-        out.append(ClinicalWarning("hypoxia", sev, f"SpO2 {_g(spo2)} % < 90 %"))
-    # SBP < 90 mmHg: hypotension (Sepsis-3 / qSOFA uses <= 100 as the softer marker).
-    if sbp is not None and sbp < 90:
-        out.append(ClinicalWarning("hypotension", "high", f"SBP {_g(sbp)} mmHg < 90 mmHg"))
-    # Shock index HR / SBP > 1.0 (Allgöwer): occult shock / haemodynamic instability.
-    if hr is not None and sbp is not None and sbp > 0 and hr / sbp > 1.0:
-        out.append(
-            ClinicalWarning(
-                "shock_index",
-                "high",
-                f"Shock index {hr / sbp:.2f} (HR {_g(hr)} / SBP {_g(sbp)}) > 1.0",
-            )
-        )
-    # HR > 130: NEWS2 red zone (>= 131 scores 3); HR <= 40 likewise.
-    if hr is not None and hr > 130:
-        out.append(ClinicalWarning("tachycardia", "medium", f"Heart rate {_g(hr)} /min > 130 /min"))
-    if hr is not None and hr <= 40:
-        out.append(ClinicalWarning("bradycardia", "high", f"Heart rate {_g(hr)} /min ≤ 40 /min"))
-    # Temperature: NEWS2 scores >= 39.1 °C 2 points; hypothermia is core temperature < 35 °C.
-    if temp is not None and temp > 39.0:
-        sev = "high" if temp >= 40.0 else "medium"
-        out.append(ClinicalWarning("hyperthermia", sev, f"Temperature {_g(temp)} °C > 39 °C"))
-    if temp is not None and temp < 35.0:
-        out.append(ClinicalWarning("hypothermia", "high", f"Temperature {_g(temp)} °C < 35 °C"))
-    return out
-
-
 # hs-cTnT assay assumed (Roche Elecsys, ng/L): 99th percentile upper reference limit 14 ng/L;
 # ESC 2020 NSTE-ACS 0 h/1 h algorithm rules in at >= 52 ng/L on the first sample.
 TROPONIN_URL_99TH = 14.0
 TROPONIN_RULE_IN = 52.0
 
 
-def _lab_warnings(r: Mapping[str, Any]) -> list[ClinicalWarning]:
-    out: list[ClinicalWarning] = []
-    glucose, lactate, trop, gcs = (
-        r.get("glucose"),
-        r.get("lactate"),
-        r.get("troponin"),
-        r.get("glasgow"),
-    )
+@dataclass(frozen=True)
+class ThresholdRule:
+    """A warning on measured values: ``fires`` takes the values of ``fields`` (floats, NaN when
+    absent) and works alike on numbers and on NumPy columns (NaN compares False); ``severity``
+    and ``message`` take the numbers of a record it fired on."""
+
+    code: str
+    fields: tuple[str, ...]
+    fires: Callable[..., Any]
+    severity: Callable[..., Severity]
+    message: Callable[..., str]
+
+
+def _fixed(severity: Severity) -> Callable[..., Severity]:
+    return lambda *_: severity
+
+
+# In the order they are reported (before the sort by severity).
+THRESHOLD_RULES: tuple[ThresholdRule, ...] = (
+    # BTS 2017 oxygen guideline: SpO2 < 90 % on air is significant hypoxaemia.
+    ThresholdRule(
+        "hypoxia",
+        ("spo2",),
+        lambda s: s < 90,
+        lambda s: "critical" if s < 85 else "high",
+        lambda s: f"SpO2 {_g(s)} % < 90 %",
+    ),
+    # SBP < 90 mmHg: hypotension (Sepsis-3 / qSOFA uses <= 100 as the softer marker).
+    ThresholdRule(
+        "hypotension",
+        ("systolic_bp",),
+        lambda sbp: sbp < 90,
+        _fixed("high"),
+        lambda sbp: f"SBP {_g(sbp)} mmHg < 90 mmHg",
+    ),
+    # Shock index HR / SBP > 1.0 (Allgöwer): occult shock / haemodynamic instability. For a
+    # positive SBP, HR / SBP > 1.0 is HR > SBP (a correctly rounded quotient of x > y > 0 is
+    # never 1.0), which needs no division.
+    ThresholdRule(
+        "shock_index",
+        ("heart_rate", "systolic_bp"),
+        lambda hr, sbp: (sbp > 0) & (hr > sbp),
+        _fixed("high"),
+        lambda hr, sbp: f"Shock index {hr / sbp:.2f} (HR {_g(hr)} / SBP {_g(sbp)}) > 1.0",
+    ),
+    # HR > 130: NEWS2 red zone (>= 131 scores 3); HR <= 40 likewise.
+    ThresholdRule(
+        "tachycardia",
+        ("heart_rate",),
+        lambda hr: hr > 130,
+        _fixed("medium"),
+        lambda hr: f"Heart rate {_g(hr)} /min > 130 /min",
+    ),
+    ThresholdRule(
+        "bradycardia",
+        ("heart_rate",),
+        lambda hr: hr <= 40,
+        _fixed("high"),
+        lambda hr: f"Heart rate {_g(hr)} /min ≤ 40 /min",
+    ),
+    # Temperature: NEWS2 scores >= 39.1 °C 2 points; hypothermia is core temperature < 35 °C.
+    ThresholdRule(
+        "hyperthermia",
+        ("temperature",),
+        lambda t: t > 39.0,
+        lambda t: "high" if t >= 40.0 else "medium",
+        lambda t: f"Temperature {_g(t)} °C > 39 °C",
+    ),
+    ThresholdRule(
+        "hypothermia",
+        ("temperature",),
+        lambda t: t < 35.0,
+        _fixed("high"),
+        lambda t: f"Temperature {_g(t)} °C < 35 °C",
+    ),
     # Glucose > 20 mmol/L: JBDS hyperglycaemic emergencies (check ketones: DKA / HHS).
-    if glucose is not None and glucose > 20:
-        out.append(
-            ClinicalWarning("hyperglycaemia", "high", f"Glucose {_g(glucose)} mmol/L > 20 mmol/L")
-        )
+    ThresholdRule(
+        "hyperglycaemia",
+        ("glucose",),
+        lambda g: g > 20,
+        _fixed("high"),
+        lambda g: f"Glucose {_g(g)} mmol/L > 20 mmol/L",
+    ),
     # Glucose < 4 mmol/L: hypoglycaemia ("four is the floor", JBDS).
-    if glucose is not None and glucose < 4:
-        out.append(
-            ClinicalWarning("hypoglycaemia", "high", f"Glucose {_g(glucose)} mmol/L < 4 mmol/L")
-        )
+    ThresholdRule(
+        "hypoglycaemia",
+        ("glucose",),
+        lambda g: g < 4,
+        _fixed("high"),
+        lambda g: f"Glucose {_g(g)} mmol/L < 4 mmol/L",
+    ),
     # Lactate >= 4 mmol/L: Surviving Sepsis Campaign 2021 (tissue hypoperfusion, shock).
-    if lactate is not None and lactate >= 4:
-        out.append(
-            ClinicalWarning("hyperlactataemia", "high", f"Lactate {_g(lactate)} mmol/L ≥ 4 mmol/L")
-        )
-    if trop is not None and trop >= TROPONIN_RULE_IN:
-        out.append(
-            ClinicalWarning(
-                "troponin_elevated",
-                "high",
-                f"Troponin {_g(trop)} ng/L ≥ {_g(TROPONIN_RULE_IN)} ng/L (hs-cTnT rule-in)",
-            )
-        )
-    elif trop is not None and trop > TROPONIN_URL_99TH:
-        out.append(
-            ClinicalWarning(
-                "troponin_elevated",
-                "medium",
-                f"Troponin {_g(trop)} ng/L > {_g(TROPONIN_URL_99TH)} ng/L (hs-cTnT 99th pct)",
-            )
-        )
+    ThresholdRule(
+        "hyperlactataemia",
+        ("lactate",),
+        lambda lac: lac >= 4,
+        _fixed("high"),
+        lambda lac: f"Lactate {_g(lac)} mmol/L ≥ 4 mmol/L",
+    ),
+    ThresholdRule(
+        "troponin_elevated",
+        ("troponin",),
+        lambda t: t >= TROPONIN_RULE_IN,
+        _fixed("high"),
+        lambda t: f"Troponin {_g(t)} ng/L ≥ {_g(TROPONIN_RULE_IN)} ng/L (hs-cTnT rule-in)",
+    ),
+    ThresholdRule(
+        "troponin_elevated",
+        ("troponin",),
+        lambda t: (t > TROPONIN_URL_99TH) & (t < TROPONIN_RULE_IN),
+        _fixed("medium"),
+        lambda t: f"Troponin {_g(t)} ng/L > {_g(TROPONIN_URL_99TH)} ng/L (hs-cTnT 99th pct)",
+    ),
     # GCS <= 8: unable to protect the airway ("GCS 8, intubate").
-    if gcs is not None and gcs <= 8:
-        out.append(ClinicalWarning("low_gcs", "critical", f"GCS {_g(gcs)} ≤ 8: airway at risk"))
+    ThresholdRule(
+        "low_gcs",
+        ("glasgow",),
+        lambda gcs: gcs <= 8,
+        _fixed("critical"),
+        lambda gcs: f"GCS {_g(gcs)} ≤ 8: airway at risk",
+    ),
+)
+_NAN = float("nan")
+
+
+def _threshold_warnings(r: Mapping[str, Any]) -> list[ClinicalWarning]:
+    out: list[ClinicalWarning] = []
+    for rule in THRESHOLD_RULES:
+        values = [_NAN if (v := r.get(f)) is None else v for f in rule.fields]
+        if rule.fires(*values):
+            out.append(ClinicalWarning(rule.code, rule.severity(*values), rule.message(*values)))
     return out
 
 
@@ -287,20 +338,55 @@ def evaluate(
     """
     quality = quality or assess(record)
     score, band, gcs_assumed = news2_result or news2(record)
-    warnings = [
-        *_vital_warnings(record),
-        *_lab_warnings(record),
-        *_news2_warnings(score, band, gcs_assumed),
-    ]
+    warnings = [*_threshold_warnings(record), *_news2_warnings(score, band, gcs_assumed)]
     if quality.quality == "insufficient":
-        missing = quality.missing_critical
-        warnings.append(
-            ClinicalWarning(
-                "insufficient_data",
-                "high",
-                f"No prediction: {len(missing)} critical fields missing ({', '.join(missing)}); "
-                f"at least {_CRITICAL_NEEDED} of the {len(CRITICAL)} are needed",
-            )
-        )
+        warnings.append(_insufficient(quality))
     warnings.sort(key=lambda w: -SEVERITY_RANK[w.severity])
     return RulesResult(score, band, warnings)
+
+
+def _insufficient(quality: QualityAssessment) -> ClinicalWarning:
+    missing = quality.missing_critical
+    return ClinicalWarning(
+        "insufficient_data",
+        "high",
+        f"No prediction: {len(missing)} critical fields missing ({', '.join(missing)}); "
+        f"at least {_CRITICAL_NEEDED} of the {len(CRITICAL)} are needed",
+    )
+
+
+def warnings_many(
+    columns: Mapping[str, Any],
+    qualities: Sequence[QualityAssessment],
+    news2_results: Sequence[News2Result],
+) -> list[list[dict[str, str]]]:
+    """The warnings of `evaluate` for every record, as response blocks, from its feature
+    columns (numbers as float arrays, NaN when absent): each `THRESHOLD_RULES` entry is one
+    NumPy comparison over the batch; only the records it fired on are formatted."""
+    fired: list[list[ClinicalWarning]] = [[] for _ in qualities]
+    with np.errstate(invalid="ignore"):
+        for rule in THRESHOLD_RULES:
+            cols = [np.asarray(columns[f], dtype=float) for f in rule.fields]
+            hits = np.flatnonzero(rule.fires(*cols))
+            if not len(hits):
+                continue
+            for i, values in zip(
+                hits.tolist(), zip(*(c[hits].tolist() for c in cols), strict=True), strict=True
+            ):
+                fired[i].append(
+                    ClinicalWarning(rule.code, rule.severity(*values), rule.message(*values))
+                )
+    out: list[list[dict[str, str]]] = []
+    for warnings, quality, (score, band, assumed) in zip(
+        fired, qualities, news2_results, strict=True
+    ):
+        if score is not None and (score >= NEWS2_MEDIUM or band == "low-medium" or assumed):
+            warnings += _news2_warnings(score, band, assumed)
+        if quality.quality == "insufficient":
+            warnings.append(_insufficient(quality))
+        if len(warnings) > 1:
+            warnings.sort(key=lambda w: -SEVERITY_RANK[w.severity])
+        out.append(
+            [{"code": w.code, "severity": w.severity, "message": w.message} for w in warnings]
+        )
+    return out

@@ -13,9 +13,11 @@ from app.serving.rules import (
     NEWS2_SPO2_SCALE1,
     NEWS2_SYSTOLIC_BP,
     NEWS2_TEMPERATURE,
+    THRESHOLD_RULES,
     evaluate,
     news2,
     news2_many,
+    warnings_many,
 )
 
 NORMAL: dict[str, Any] = {
@@ -341,3 +343,44 @@ def test_news2_many_equals_news2_on_every_edge() -> None:
         "high",
         None,
     }
+
+
+# Every threshold of THRESHOLD_RULES, and the numbers just around it.
+PROBES = sorted(
+    {
+        v + d
+        for v in (0.5, 4, 8, 14, 20, 35, 39, 40, 52, 85, 90, 100, 130)
+        for d in (-1e-9, 0.0, 1e-9, -0.5, 0.5)
+    }
+)
+
+
+def _threshold_records() -> list[dict[str, Any]]:
+    out = _edge_records()
+    for rule in THRESHOLD_RULES:
+        for field in rule.fields:
+            out.extend(rec(**{field: v}) for v in PROBES)
+            out.append(rec(**{field: math.nan}))
+            out.append({k: v for k, v in rec().items() if k != field})
+    for hr in (89.0, 90.0, 90.0 + 1e-12, 91.0, 150.0):  # shock index around HR = SBP = 90
+        out.append(rec(heart_rate=hr, systolic_bp=90.0, diastolic_bp=60.0))
+    return [*out, {}, {"spo2": 80.0, "glucose": 30.0}]  # insufficient, with warnings too
+
+
+def test_warnings_many_equals_evaluate_on_every_threshold() -> None:
+    """The vectorised warnings (batches) are `evaluate`'s, in the same order, record by record:
+    every rule's threshold and its neighbours, absent and NaN values, the NEWS2 edges."""
+    from app.serving.predictor import build_columns
+    from app.serving.quality import assess
+    from train_pipeline.contract import ED_COHORT
+
+    records = _threshold_records()
+    cols = build_columns(records, ED_COHORT.features)
+    qualities = [assess(r) for r in records]
+    expected = [
+        [{"code": w.code, "severity": w.severity, "message": w.message} for w in result.warnings]
+        for result in (evaluate(r, q) for r, q in zip(records, qualities, strict=True))
+    ]
+    assert warnings_many(cols, qualities, news2_many(cols)) == expected
+    fired = {w["code"] for ws in expected for w in ws}
+    assert fired >= {rule.code for rule in THRESHOLD_RULES} | {"insufficient_data"}
