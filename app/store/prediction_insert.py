@@ -1,4 +1,5 @@
-"""The audit-row INSERT compiled once per dialect, with each column's own bind processor.
+"""The audit-row INSERT compiled once per dialect, with each column's own bind processor; ids
+already stored are skipped (``ON CONFLICT (id) DO NOTHING`` on SQLite and PostgreSQL).
 
 `app.store.repository.save_predictions` runs it as one executemany: the stored values are what
 the ORM would store (UTC time, JSON via the engine's serialiser), without its per-row
@@ -35,7 +36,7 @@ class PredictionInsert:
     def compile(cls, dialect: Dialect) -> PredictionInsert:
         table = PredictionRow.__table__
         keys = tuple(c.key for c in table.columns)
-        compiled = insert(PredictionRow).compile(dialect=dialect, column_keys=list(keys))
+        compiled = _insert(dialect).compile(dialect=dialect, column_keys=list(keys))
         if dialect.positional and tuple(compiled.positiontup or ()) != keys:
             raise RuntimeError(f"unexpected parameter order {compiled.positiontup}")
         processed = []
@@ -82,6 +83,21 @@ class PredictionInsert:
                         last_in[i] = value
             out.append(tuple(values) if self.positional else dict(zip(keys, values, strict=True)))
         return out
+
+
+def _insert(dialect: Dialect) -> Any:
+    """``INSERT INTO predictions``, skipping ids already stored where the dialect can say so: a
+    write retried after its writer died between COMMIT and answering must not fail forever on
+    its own rows (ids are server-made version-7 UUIDs, so an equal id is the same row)."""
+    if dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(PredictionRow).on_conflict_do_nothing(index_elements=["id"])
+    if dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(PredictionRow).on_conflict_do_nothing(index_elements=["id"])
+    return insert(PredictionRow)
 
 
 _INSERTS: weakref.WeakKeyDictionary[Dialect, PredictionInsert] = weakref.WeakKeyDictionary()

@@ -49,7 +49,8 @@ def save_predictions(session: Session, records: Sequence[dict[str, Any]]) -> int
             filled in when absent or None; unknown keys are ignored; a missing column is NULL).
 
     Returns:
-        The number of rows written.
+        The number of rows given (a row whose id is already stored is skipped: a retried
+        write stores each row once).
     """
     if not records:
         return 0

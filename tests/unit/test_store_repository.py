@@ -183,6 +183,20 @@ def test_rows_sharing_a_created_at_object_keep_their_own_times(session: Session)
     assert [row.created_at for row in stored if row is not None] == times
 
 
+def test_a_row_written_again_is_stored_once_and_the_others_are_written(
+    session: Session,
+) -> None:
+    """A write retried after its writer died between COMMIT and answering: the rows it had
+    stored are skipped, not refused (the retry would otherwise fail forever)."""
+    first = audit_record()
+    repository.save_predictions(session, [first])
+    changed = {**first, "quality": "low"}  # same id: the stored row stays as it was
+    assert repository.save_predictions(session, [changed, audit_record()]) == 2
+    assert session.scalar(select(func.count()).select_from(PredictionRow)) == 2
+    stored = repository.get_prediction(session, first["id"])
+    assert stored is not None and stored.quality == "medium"
+
+
 def test_save_predictions_without_inputs_is_refused(session: Session) -> None:
     rec = audit_record()
     del rec["inputs"]  # NOT NULL, as with the ORM's INSERT
