@@ -2,7 +2,9 @@
 
 Every accepted row is written: when the queue is full the request waits for room (backpressure)
 instead of dropping the row, a failed write is retried, and `stop()` drains the queue before the
-process exits. Rows are written by ``app.store.repository.save_predictions`` in a worker thread.
+process exits. Rows are written by ``app.store.repository.save_predictions``, in a child process
+(`app.audit_process`, the default for a store in a file or on a server: off this process's GIL)
+or in a worker thread.
 
 Rows are coalesced: once a row is waiting, the writer lingers up to ``linger_s`` for more (cut
 short when a batch is full, the queue is full, or on `flush()`/`stop()`), so a steady stream of
@@ -19,31 +21,33 @@ from typing import Any
 import anyio.to_thread
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.audit_chunks import EncodedRows, Item, expand
+from app.audit_process import AuditProcess
 from app.store.repository import save_predictions
 
 logger = logging.getLogger(__name__)
 
 Row = dict[str, Any]
-_STOP: list[Row] = []  # the stop marker: a chunk of no rows, told apart by identity
+_STOP: list[Row] = []  # the stop marker: an item of no rows, told apart by identity
 MAX_RETRY_DELAY_S = 5.0
 SHUTDOWN_ATTEMPTS = 3
 DEFAULT_LINGER_S = 0.05
 
 
-class _RowQueue(asyncio.Queue[list[Row]]):
-    """An asyncio queue of chunks of rows whose size and bound count rows, not chunks: a
-    1,000-patient batch is queued and taken as one chunk instead of 1,000 items."""
+class _RowQueue(asyncio.Queue[Item]):
+    """An asyncio queue of items (lists of rows, or a batch's `EncodedRows`) whose size and
+    bound count rows, not items: a 1,000-patient batch is queued and taken as one item."""
 
     def _init(self, maxsize: int) -> None:
         super()._init(maxsize)
         self._rows = 0
 
-    def _put(self, item: list[Row]) -> None:
+    def _put(self, item: Item) -> None:
         super()._put(item)
         self._rows += len(item)
 
-    def _get(self) -> list[Row]:
-        item: list[Row] = super()._get()
+    def _get(self) -> Item:
+        item: Item = super()._get()
         self._rows -= len(item)
         return item
 
@@ -65,6 +69,8 @@ class AuditWriter:
         retry_delay_s: first delay before retrying a failed write (doubles, capped at 5 s).
         on_depth: called with the queue depth after each batch (H6's gauge).
         linger_s: longest wait for more rows once one is queued (0: write what is there).
+        process: the child process that stores the rows (None: a worker thread does, through
+            ``make_session``); started by `start`, stopped by `stop` once the queue is drained.
 
     Attributes:
         enqueued, written, lost: rows accepted, stored, given up at shutdown.
@@ -79,8 +85,10 @@ class AuditWriter:
         retry_delay_s: float = 0.2,
         on_depth: Callable[[int], None] | None = None,
         linger_s: float = DEFAULT_LINGER_S,
+        process: AuditProcess | None = None,
     ) -> None:
         self._make_session = make_session
+        self._process = process
         self._queue = _RowQueue(maxsize=max_queue)
         self._batch_size = max(1, batch_size)
         self._retry_delay_s = retry_delay_s
@@ -91,6 +99,8 @@ class AuditWriter:
         full_queue = max_queue if max_queue > 0 else self._batch_size
         self._wake_depth = max(1, min(self._batch_size - 1, full_queue))
         self._wake = asyncio.Event()
+        self._taken = asyncio.Event()  # set whenever the writer takes items off the queue
+        self._needing_room = 0  # `enqueue_encoded` calls waiting for room
         self._flushing = 0
         self._task: asyncio.Task[None] | None = None
         self._progress = asyncio.Condition()
@@ -107,6 +117,8 @@ class AuditWriter:
     def start(self) -> None:
         """Start the background flusher (inside a running event loop)."""
         if self._task is None:
+            if self._process is not None:
+                self._process.start()
             self._task = asyncio.get_running_loop().create_task(self._run(), name="audit-writer")
 
     async def enqueue(self, row: Row) -> None:
@@ -134,6 +146,30 @@ class AuditWriter:
         if queue.qsize() >= self._wake_depth:
             self._wake.set()
 
+    async def enqueue_encoded(self, rows: EncodedRows) -> None:
+        """Queue a batch's encoded rows as one item (never split): waits until the queue has
+        room for all of them, or is empty when they are more than its bound."""
+        if self._stopping:
+            raise RuntimeError("audit writer is stopped")
+        if not len(rows):
+            return
+        queue = self._queue
+        self._needing_room += 1  # the writer does not linger meanwhile
+        try:
+            while queue.room() < len(rows) and not queue.empty():
+                self._on_depth(queue.qsize())
+                self._taken.clear()
+                self._wake.set()
+                await self._taken.wait()  # the writer took items: look again
+        finally:
+            self._needing_room -= 1
+        if self._stopping:  # stopped while waiting: queued now, they would never be written
+            raise RuntimeError("audit writer is stopped")
+        queue.put_nowait(rows)  # an empty queue takes an oversized item (the bound is soft)
+        self.enqueued += len(rows)
+        if queue.qsize() >= self._wake_depth:
+            self._wake.set()
+
     async def flush(self) -> None:
         """Wait until every row queued so far is written (e.g. before reading it back); the
         writer does not linger while a flush is waiting."""
@@ -157,6 +193,8 @@ class AuditWriter:
         await self._queue.put(_STOP)
         await self._task
         self._task = None
+        if self._process is not None:
+            await anyio.to_thread.run_sync(self._process.close)
         logger.info(
             "audit writer stopped",
             extra={"audit_written": self.written, "audit_lost": self.lost},
@@ -176,26 +214,30 @@ class AuditWriter:
                 await self._linger(deadline)
             drained_at = loop.time()
             stop = item is _STOP
-            batch: list[Row] = list(item)
-            while len(batch) < self._batch_size and not stop:
+            items, rows = [item], len(item)
+            while rows < self._batch_size and not stop:
                 try:
                     item = self._queue.get_nowait()
                 except asyncio.QueueEmpty:
                     break
                 stop = item is _STOP
-                batch += item
-            for start in range(0, len(batch), self._batch_size):  # a big chunk: several writes
-                await self._write(batch[start : start + self._batch_size])
+                items.append(item)
+                rows += len(item)
+            self._taken.set()
+            for write in _writes(items, self._batch_size):
+                await self._write(write)
             self._on_depth(self._queue.qsize())
             if stop:
                 return
 
     async def _linger(self, deadline: float) -> None:
-        """Wait for more rows until ``deadline``, a full batch or queue, a flush or a stop."""
+        """Wait for more rows until ``deadline``, a full batch or queue, a batch waiting for
+        room, a flush or a stop."""
         self._wake.clear()
         if (
             self._stopping
             or self._flushing
+            or self._needing_room
             or self._queue.qsize() >= self._wake_depth
             or self._batch_size == 1
         ):
@@ -209,7 +251,8 @@ class AuditWriter:
         except TimeoutError:
             pass
 
-    async def _write(self, batch: list[Row]) -> None:
+    async def _write(self, batch: list[Item]) -> None:
+        n = sum(map(len, batch))
         attempt = 0
         while True:
             attempt += 1
@@ -219,21 +262,51 @@ class AuditWriter:
                 # Never log the rows: they hold patient data.
                 logger.error(
                     "audit write failed",
-                    extra={"rows": len(batch), "attempt": attempt, "error": type(exc).__name__},
+                    extra={"rows": n, "attempt": attempt, "error": type(exc).__name__},
                 )
                 if self._stopping and attempt >= SHUTDOWN_ATTEMPTS:
-                    self.lost += len(batch)
-                    logger.error("audit rows lost at shutdown", extra={"rows": len(batch)})
+                    self.lost += n
+                    logger.error("audit rows lost at shutdown", extra={"rows": n})
                     break
                 delay = min(MAX_RETRY_DELAY_S, self._retry_delay_s * 2 ** (attempt - 1))
                 await asyncio.sleep(delay)
                 continue
-            self.written += len(batch)
+            self.written += n
             self.batches += 1
             break
         async with self._progress:
             self._progress.notify_all()
 
-    def _save(self, batch: list[Row]) -> None:
+    def _save(self, batch: list[Item]) -> None:
+        if self._process is not None:
+            self._process.save(batch)
+            return
         with self._make_session() as session:
-            save_predictions(session, batch)
+            save_predictions(session, expand(batch))
+
+
+def _writes(items: list[Item], size: int) -> list[list[Item]]:
+    """Queued items cut into writes of at most ``size`` rows: lists of rows are split to fit; a
+    batch's `EncodedRows` is never split (a write of its own when it is bigger)."""
+    writes: list[list[Item]] = []
+    current: list[Item] = []
+    n = 0
+    for item in items:
+        if isinstance(item, EncodedRows):
+            if current and n + len(item) > size:
+                writes.append(current)
+                current, n = [], 0
+            current.append(item)
+            n += len(item)
+            continue
+        rows = item
+        while rows:
+            if n >= size:
+                writes.append(current)
+                current, n = [], 0
+            take, rows = rows[: size - n], rows[size - n :]
+            current.append(take)
+            n += len(take)
+    if current:
+        writes.append(current)
+    return writes

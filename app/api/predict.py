@@ -18,6 +18,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from pydantic import TypeAdapter
 
 from app.api.direct import DirectRoute
+from app.audit_chunks import EncodedRows
 from app.deps import require_role
 from app.errors import BatchTooLargeError, FastJSONResponse, ModelNotReadyError
 from app.monitoring import metrics
@@ -34,7 +35,6 @@ from app.serving.loader import ModelManager
 from app.serving.microbatch import MicroBatcher
 from app.serving.prediction import Prediction
 from app.serving.predictor import Predictor, Record
-from app.store.db import JSONText
 from app.store.ids import new_id, new_ids
 
 EXPLAIN_TOP_N = 5
@@ -146,17 +146,28 @@ async def predict_batch(
     predictor = current_predictor(request.app.state.models)
     predictions = await anyio.to_thread.run_sync(predictor.predict_many, records)
     now, ids = datetime.now(UTC), new_ids(len(records))
-    rows, parts = [], []
-    for rec, p, pid in zip(records, predictions, ids, strict=True):
-        body, row = _assemble(rec, p, pid, now)
-        part = orjson.dumps(body)  # serialised once: the response's item and the audit's text
-        row["outputs"] = JSONText(part.decode())
-        rows.append(row)
-        parts.append(orjson.Fragment(part))
-    with metrics.time_stage("audit_enqueue"):
-        await audit.enqueue_many(rows)
+    parts, codes = [], []
+    for p, pid in zip(predictions, ids, strict=True):
+        body = {"prediction_id": pid, **p.to_dict(), "explanation": None}
+        parts.append(orjson.dumps(body))  # serialised once: the response's item, the audit's
+        diagnosis, treatment = body["diagnosis"], body["treatment"]
+        codes.append(
+            (
+                diagnosis["code"] if diagnosis else None,
+                treatment["code"] if treatment else None,
+                body["prediction_quality"],
+            )
+        )
+    if predictions:
+        shared = _model_columns(predictions[0].model)
+        with metrics.time_stage("audit_enqueue"):
+            await audit.enqueue_encoded(
+                EncodedRows.of_batch(now, shared, ids, codes, records, parts)
+            )
     request.state.model_version = predictor.bundle.diagnosis_version
-    return FastJSONResponse({"count": len(parts), "predictions": parts})
+    return FastJSONResponse(
+        {"count": len(parts), "predictions": [orjson.Fragment(part) for part in parts]}
+    )
 
 
 async def create_predictions(batch: BatchPredictionRequest, request: Request) -> FastJSONResponse:
@@ -194,14 +205,11 @@ def _assemble(
     """(response body, audit row) of one prediction; the row stores the body as its outputs."""
     body: dict[str, Any] = {"prediction_id": prediction_id, **prediction.to_dict()}
     body["explanation"] = None
-    model, diagnosis, treatment = body["model"], body["diagnosis"], body["treatment"]
+    diagnosis, treatment = body["diagnosis"], body["treatment"]
     row = {
         "id": prediction_id,
         "created_at": created_at,
-        "model_source": model["source"],
-        "diagnosis_version": model["diagnosis_version"],
-        "treatment_version": model["treatment_version"],
-        "run_id": model["run_id"],
+        **_model_columns(body["model"]),
         "inputs": record,
         "outputs": body,
         # from the body's blocks: the `Prediction` properties build a dataclass per read
@@ -210,6 +218,16 @@ def _assemble(
         "quality": body["prediction_quality"],
     }
     return body, row
+
+
+def _model_columns(model: dict[str, Any]) -> dict[str, Any]:
+    """The audit row's columns of the model that answered (its response block)."""
+    return {
+        "model_source": model["source"],
+        "diagnosis_version": model["diagnosis_version"],
+        "treatment_version": model["treatment_version"],
+        "run_id": model["run_id"],
+    }
 
 
 async def _explain(bundle: ModelBundle, record: dict[str, Any]) -> list[dict[str, Any]] | None:

@@ -85,3 +85,18 @@ def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
     for detail in body["error"]["details"]:
         assert set(detail) == {"field", "value", "reason"}
     return body["error"]  # type: ignore[no-any-return]
+
+
+def count_rows(url: str) -> int:
+    """Audit rows in the store at ``url`` (its own engine: what another process sees)."""
+    from sqlalchemy import func, select
+
+    from app.store import db
+    from app.store.tables import PredictionRow
+
+    engine = db.make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(PredictionRow)).scalar_one())
+    finally:
+        engine.dispose()

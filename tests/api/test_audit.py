@@ -7,11 +7,9 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
-
 from app.audit import AuditWriter
 from app.store import db
-from app.store.tables import PredictionRow
+from tests.api.conftest import count_rows
 
 
 def _row(i: int) -> dict[str, Any]:
@@ -27,15 +25,6 @@ def _row(i: int) -> dict[str, Any]:
         "treatment_code": "oral_antibiotics",
         "quality": "high",
     }
-
-
-def _count(url: str) -> int:
-    engine = db.make_engine(url)
-    try:
-        with engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(PredictionRow)).scalar_one())
-    finally:
-        engine.dispose()
 
 
 def _store(tmp_path: Path, migrate: bool = True) -> tuple[str, Any]:
@@ -54,7 +43,7 @@ async def test_every_row_is_written_and_the_queue_drains_on_stop(tmp_path: Path)
     await asyncio.gather(*(writer.enqueue(_row(i)) for i in range(500)))
     await writer.stop()
     assert writer.enqueued == writer.written == 500 and writer.lost == 0
-    assert _count(url) == 500
+    assert count_rows(url) == 500
     assert depths and max(depths) <= 50
 
 
@@ -64,7 +53,7 @@ async def test_flush_waits_until_rows_are_readable(tmp_path: Path) -> None:
     writer.start()
     await writer.enqueue_many([_row(i) for i in range(3)])
     await writer.flush()
-    assert _count(url) == 3
+    assert count_rows(url) == 3
     await writer.stop()
 
 
@@ -78,7 +67,7 @@ async def test_a_failing_store_is_retried_until_it_works(tmp_path: Path) -> None
     await asyncio.to_thread(db.upgrade, url)  # the store comes back
     await asyncio.wait_for(writer.flush(), timeout=30)
     await writer.stop()
-    assert _count(url) == 1 and writer.lost == 0
+    assert count_rows(url) == 1 and writer.lost == 0
 
 
 async def test_rows_are_given_up_only_at_shutdown_and_counted(tmp_path: Path) -> None:
@@ -106,7 +95,7 @@ async def test_single_rows_are_coalesced_into_full_batches(tmp_path: Path) -> No
     assert (writer.written, writer.batches) == (20, 2)
     await asyncio.wait_for(writer.stop(), timeout=60)  # ends the linger, writes the last 5
     assert (writer.enqueued, writer.written, writer.batches, writer.lost) == (25, 25, 3, 0)
-    assert _count(url) == 25
+    assert count_rows(url) == 25
 
 
 async def test_flush_and_stop_do_not_wait_out_the_linger(tmp_path: Path) -> None:
@@ -115,11 +104,11 @@ async def test_flush_and_stop_do_not_wait_out_the_linger(tmp_path: Path) -> None
     writer.start()
     await writer.enqueue_many([_row(i) for i in range(3)])
     await asyncio.wait_for(writer.flush(), timeout=60)
-    assert _count(url) == 3 and writer.batches == 1
+    assert count_rows(url) == 3 and writer.batches == 1
     await writer.enqueue_many([_row(i) for i in range(3, 10)])
     await asyncio.wait_for(writer.stop(), timeout=60)
     assert (writer.written, writer.batches, writer.lost) == (10, 2, 0)
-    assert _count(url) == 10
+    assert count_rows(url) == 10
 
 
 async def test_a_full_queue_ends_the_linger(tmp_path: Path) -> None:
@@ -131,7 +120,7 @@ async def test_a_full_queue_ends_the_linger(tmp_path: Path) -> None:
     await asyncio.wait_for(writer.stop(), timeout=60)
     # the writer holds at most one queue's worth (3 rows) while 3 more wait: 6 rows a batch
     assert writer.written == 30 and writer.lost == 0 and writer.batches >= 5
-    assert _count(url) == 30
+    assert count_rows(url) == 30
 
 
 async def test_enqueue_many_wakes_a_lingering_writer(tmp_path: Path) -> None:
@@ -146,7 +135,7 @@ async def test_enqueue_many_wakes_a_lingering_writer(tmp_path: Path) -> None:
             await asyncio.sleep(0.01)
     await asyncio.wait_for(writer.stop(), timeout=60)
     assert (writer.enqueued, writer.written, writer.lost) == (21, 21, 0)
-    assert _count(url) == 21
+    assert count_rows(url) == 21
 
 
 async def test_a_batch_is_one_queue_item_and_its_rows_count_toward_the_bound(
@@ -167,7 +156,7 @@ async def test_a_batch_is_one_queue_item_and_its_rows_count_toward_the_bound(
     await asyncio.wait_for(writer.stop(), timeout=60)
     assert (writer.enqueued, writer.written, writer.lost) == (250, 250, 0)
     assert max(depths) <= 100
-    assert _count(url) == 250
+    assert count_rows(url) == 250
 
 
 def test_lifespan_migration_runs_once(tmp_path: Path) -> None:
@@ -175,5 +164,5 @@ def test_lifespan_migration_runs_once(tmp_path: Path) -> None:
 
     url = f"sqlite:///{tmp_path / 'fresh.db'}"
     assert migrate_if_needed(url) is True  # a fresh store is migrated
-    assert _count(url) == 0  # tables exist
+    assert count_rows(url) == 0  # tables exist
     assert migrate_if_needed(url) is False  # already at head: nothing to do
