@@ -40,8 +40,8 @@ from app.audit_chunks import Item, expand
 
 logger = logging.getLogger(__name__)
 
-OK = b""
-STOP = b""
+OK = b""  # child -> parent: the rows are committed
+STOP = b""  # parent -> child: exit
 POLL_S = 1.0
 STOP_TIMEOUT_S = 10.0
 
@@ -103,9 +103,16 @@ class AuditProcess:
         return proc.pid if proc is not None and proc.poll() is None else None
 
     def start(self) -> None:
-        """Start the child now (it imports SQLAlchemy while the service finishes starting)."""
+        """Start the child now (it imports SQLAlchemy while the service finishes starting); if
+        it cannot be started, the first `save` tries again (and fails, and is retried)."""
         with self._lock:
-            self._connection()
+            try:
+                self._connection()
+            except OSError:
+                self._discard()
+                logger.exception(
+                    "the audit writer process did not start; retried at the first write"
+                )
 
     def save(self, items: Sequence[Item]) -> None:
         """Store the rows of queued ``items`` (blocking: call it from a worker thread).
