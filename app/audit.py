@@ -2,7 +2,9 @@
 
 Every accepted row is written: when the queue is full the request waits for room (backpressure)
 instead of dropping the row, a failed write is retried, and `stop()` drains the queue before the
-process exits. Rows are written by ``app.store.repository.save_predictions`` in a worker thread.
+process exits. Rows are written by ``app.store.repository.save_predictions``, in a child process
+(`app.audit_process`, the default for a store in a file or on a server: off this process's GIL)
+or in a worker thread.
 
 Rows are coalesced: once a row is waiting, the writer lingers up to ``linger_s`` for more (cut
 short when a batch is full, the queue is full, or on `flush()`/`stop()`), so a steady stream of
@@ -20,6 +22,7 @@ import anyio.to_thread
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.audit_chunks import EncodedRows, Item, expand
+from app.audit_process import AuditProcess
 from app.store.repository import save_predictions
 
 logger = logging.getLogger(__name__)
@@ -66,6 +69,8 @@ class AuditWriter:
         retry_delay_s: first delay before retrying a failed write (doubles, capped at 5 s).
         on_depth: called with the queue depth after each batch (H6's gauge).
         linger_s: longest wait for more rows once one is queued (0: write what is there).
+        process: the child process that stores the rows (None: a worker thread does, through
+            ``make_session``); started by `start`, stopped by `stop` once the queue is drained.
 
     Attributes:
         enqueued, written, lost: rows accepted, stored, given up at shutdown.
@@ -80,8 +85,10 @@ class AuditWriter:
         retry_delay_s: float = 0.2,
         on_depth: Callable[[int], None] | None = None,
         linger_s: float = DEFAULT_LINGER_S,
+        process: AuditProcess | None = None,
     ) -> None:
         self._make_session = make_session
+        self._process = process
         self._queue = _RowQueue(maxsize=max_queue)
         self._batch_size = max(1, batch_size)
         self._retry_delay_s = retry_delay_s
@@ -110,6 +117,8 @@ class AuditWriter:
     def start(self) -> None:
         """Start the background flusher (inside a running event loop)."""
         if self._task is None:
+            if self._process is not None:
+                self._process.start()
             self._task = asyncio.get_running_loop().create_task(self._run(), name="audit-writer")
 
     async def enqueue(self, row: Row) -> None:
@@ -184,6 +193,8 @@ class AuditWriter:
         await self._queue.put(_STOP)
         await self._task
         self._task = None
+        if self._process is not None:
+            await anyio.to_thread.run_sync(self._process.close)
         logger.info(
             "audit writer stopped",
             extra={"audit_written": self.written, "audit_lost": self.lost},
@@ -267,6 +278,9 @@ class AuditWriter:
             self._progress.notify_all()
 
     def _save(self, batch: list[Item]) -> None:
+        if self._process is not None:
+            self._process.save(batch)
+            return
         with self._make_session() as session:
             save_predictions(session, expand(batch))
 

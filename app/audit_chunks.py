@@ -1,16 +1,14 @@
 """A batch's audit rows as one encoded chunk: what `POST /predict/batch` queues for the audit.
 
-Queuing 1,000 row dicts cost a 1,000-patient batch about a third of its time: `make bench` (e)
-gave 20,000-22,000 patients/s with them and 29,000-32,000 with this encoding (alternating runs,
-README). With row dicts, the records, bodies and rows of a batch stayed alive until the writer
-had stored them, and were bound while the next batch was being scored; experiments without any
-audit ran as fast as with this encoding (31-33 ms a batch). `EncodedRows` holds what the rows
-are made of, already serialised: the canonical records in one `orjson.dumps` call and the
-response items (serialised once, for the response) joined by newlines (compact JSON never holds
-a raw newline), plus the ids, codes and shared columns; the batch's objects go with its response.
-`rows` rebuilds the dicts `save_predictions` takes, in the audit writer's thread; the stored
-values are the same (orjson's output parses back to equal values, and re-serialises to the same
-text).
+Building 1,000 row dicts and binding them in the serving process cost a 1,000-patient batch ~8 ms
+of its ~40 (the binding holds the GIL while the next batch is being scored: 40-45 ms a batch
+with the audit, 31-33 without, 31-32 with only this encoding; README). `EncodedRows` holds what
+the rows are made of, already serialised: the canonical records in one `orjson.dumps` call and
+the response items (serialised once, for the response) joined by newlines (compact JSON never
+holds a raw newline), plus the ids, codes and shared columns. `rows` rebuilds the dicts
+`save_predictions` takes, in the audit writer process (or its thread), off the request path; the
+stored values are the same (orjson's output parses back to equal values, and re-serialises to
+the same text).
 """
 
 from __future__ import annotations

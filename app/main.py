@@ -18,6 +18,7 @@ from app.api.fast_lane import FastLaneApp
 from app.api.health import APP_VERSION
 from app.api.predict import build_batcher
 from app.audit import AuditWriter
+from app.audit_process import AuditProcess
 from app.errors import BodySizeLimitMiddleware, FastJSONResponse, install_error_handlers
 from app.log_config import RequestContextMiddleware, configure_logging
 from app.monitoring import metrics
@@ -62,6 +63,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         max_queue=settings.audit_queue_size,
         retry_delay_s=settings.audit_flush_interval_s,
         on_depth=metrics.set_audit_queue_depth,
+        process=(
+            AuditProcess(state.engine)
+            if settings.audit_process and not db.is_memory(state.engine)
+            else None
+        ),
     )
     state.audit.start()
     state.batcher = build_batcher(

@@ -91,6 +91,11 @@ class Settings(BaseSettings):
         "Python's own.",
     )
     audit_queue_size: int = Field(10000, ge=1, description="Write-behind audit queue bound.")
+    audit_process: bool = Field(
+        True,
+        description="Store audit rows from a child process, off the serving process's GIL "
+        "(false: a worker thread; an in-memory SQLite store always uses the thread).",
+    )
     audit_flush_interval_s: float = Field(
         0.2,
         gt=0,

@@ -15,14 +15,10 @@ child imports the parent's main script, as every spawned multiprocessing child d
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib
 import logging
 import multiprocessing
 import os
-import signal
-import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -31,13 +27,13 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any, TypeVar
 
+from app.child_process import init_child
 from app.monitoring.drift import DriftResult, compute_drift, reference_from_csv, to_frame
 
 logger = logging.getLogger(__name__)
 
 CHILD_NICENESS = 10  # background work: the serving processes get the cores first
 STOP_TIMEOUT_S = 5.0
-PARENT_POLL_S = 1.0
 PRELOAD = ("evidently.presets",)
 
 T = TypeVar("T")
@@ -53,19 +49,8 @@ def drift_report(
     return compute_drift(ref, to_frame(window), run_id=run_id)
 
 
-def _exit_with_parent(parent_pid: int) -> None:
-    while os.getppid() == parent_pid:
-        time.sleep(PARENT_POLL_S)
-    os._exit(0)  # the parent died without stopping us (SIGKILL, OOM): nobody reads our answers
-
-
 def _init_child(parent_pid: int, preload: Sequence[str]) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group
-    with contextlib.suppress(OSError):
-        os.nice(CHILD_NICENESS)
-    threading.Thread(
-        target=_exit_with_parent, args=(parent_pid,), name="parent-watch", daemon=True
-    ).start()
+    init_child(parent_pid, CHILD_NICENESS)
     for module in preload:  # seconds for Evidently: once per child, not in its first report
         importlib.import_module(module)
 

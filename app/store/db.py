@@ -45,7 +45,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        if not _is_memory(engine):
+        if not is_memory(engine):
             cursor.execute("PRAGMA journal_mode=WAL")
         cursor.close()
 
@@ -54,7 +54,10 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _is_memory(engine: Engine) -> bool:
+def is_memory(engine: Engine) -> bool:
+    """An in-memory SQLite database (private to its process)."""
+    if engine.url.get_backend_name() != "sqlite":
+        return False
     database = engine.url.database
     return not database or database == ":memory:" or database.startswith("file::memory:")
 

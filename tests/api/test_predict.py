@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from app.schemas.fast_records import canonical_records
 from app.schemas.prediction import PredictionResponse
 from app.serving.predictor import Predictor
 from app.store.repository import get_prediction
-from tests.api.conftest import CLINICIAN, assert_error
+from tests.api.conftest import CLINICIAN, assert_error, client_for, make_settings
 from tests.factories import DROP, cohort_payloads, make_patient, renamed
 from train_pipeline.contract import ED_COHORT
 
@@ -140,32 +141,44 @@ def test_batch_fast_validation_gives_what_full_validation_gives(
     assert taken == [True, False]  # fast path, then the full model
 
 
-def test_batch_audit_rows_store_the_response_items_and_the_records(
-    client: TestClient, trained_store: Any
+def test_batch_audit_rows_are_the_same_from_the_child_and_from_a_thread(
+    client: TestClient, trained_store: Any, tmp_path: Path
 ) -> None:
-    """A batch's rows are queued encoded: each stored output is its response item, byte for
-    byte, and each stored input the canonical record."""
+    """The default app writes its audit from a child process (the store is a SQLite file);
+    an app with ``audit_process=False`` writes from a thread: the stored inputs are the same
+    text, and each stored output is the response item, byte for byte."""
     import orjson
     from sqlalchemy import text
 
+    assert client.app.state.audit._process is not None  # type: ignore[attr-defined]
     payloads = cohort_payloads(trained_store.data_path, 60, seed=5)
-    response = client.post("/predict/batch", json={"records": payloads}, headers=CLINICIAN)
-    assert response.status_code == 200, response.text
-    items = response.json()["predictions"]
-    flush_audit(client)
-    with client.app.state.sessionmaker() as session:  # type: ignore[attr-defined]
-        rows = {
-            r.id: r
-            for r in session.execute(
-                text("SELECT id, inputs, outputs, quality, diagnosis_code FROM predictions")
-            )
-        }
-    for item, record in zip(items, canonical_records(payloads) or [], strict=True):
-        row = rows[item["prediction_id"]]
-        assert row.outputs == orjson.dumps(item).decode()
-        assert orjson.loads(row.inputs) == record
-        assert row.quality == item["prediction_quality"]
-        assert row.diagnosis_code == (item["diagnosis"] or {}).get("code")
+    settings = make_settings(
+        tmp_path,
+        mlflow_tracking_uri=trained_store.tracking_uri,
+        bentoml_home=Path(trained_store.bentoml_home),
+        mlflow_timeout_s=30.0,
+        audit_process=False,
+    )
+    stored = []
+    for app_client in (client, next(threaded := client_for(settings))):
+        response = app_client.post("/predict/batch", json={"records": payloads}, headers=CLINICIAN)
+        assert response.status_code == 200, response.text
+        items = response.json()["predictions"]
+        flush_audit(app_client)
+        with app_client.app.state.sessionmaker() as session:  # type: ignore[attr-defined]
+            rows = {
+                r.id: r
+                for r in session.execute(
+                    text("SELECT id, inputs, outputs, quality FROM predictions")
+                )
+            }
+        for item in items:
+            row = rows[item["prediction_id"]]
+            assert row.outputs == orjson.dumps(item).decode()
+            assert row.quality == item["prediction_quality"]
+        stored.append([rows[item["prediction_id"]].inputs for item in items])
+    threaded.close()
+    assert stored[0] == stored[1]
 
 
 def test_batch_over_a_lowered_limit_is_413(client: TestClient) -> None:

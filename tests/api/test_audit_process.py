@@ -1,9 +1,11 @@
-"""A batch's encoded audit rows and the writer's items, over real SQLite (and PostgreSQL,
-``HP_TEST_DATABASE_URL``) stores."""
+"""A batch's encoded audit rows, the writer's items, and the audit writer process, over real
+SQLite (and PostgreSQL, ``HP_TEST_DATABASE_URL``) stores and a real child process."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,8 +17,8 @@ from sqlalchemy import func, select
 
 from app.audit import AuditWriter, _writes
 from app.audit_chunks import EncodedRows, expand
+from app.audit_process import AuditProcess, AuditProcessError
 from app.store import db
-from app.store.db import JSONText
 from app.store.ids import new_ids
 from app.store.tables import PredictionRow
 from tests.api.conftest import count_rows
@@ -75,6 +77,13 @@ def plain_rows(n: int) -> list[dict[str, Any]]:
     return [{**r, "outputs": orjson.loads(r["outputs"])} for r in batch(n)[1]]
 
 
+class _ExitOnLoad:
+    """Unpickled in the child, ends it: a child that dies in the middle of a write."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os._exit, (3,))
+
+
 def test_encoded_rows_give_back_the_rows() -> None:
     encoded, rows = batch(50)
     assert len(encoded) == 50
@@ -127,42 +136,99 @@ def _sqlite(tmp_path: Path, migrate: bool = True) -> str:
     return url
 
 
-def test_encoded_rows_are_stored_as_the_row_dicts_are(tmp_path: Path) -> None:
-    """The same batch queued encoded (what `POST /predict/batch` queues) and as row dicts
-    with serialised outputs: byte-identical rows (JSON text, times, codes)."""
-    encoded, rows = batch(40)
+def test_the_child_stores_what_the_thread_stores(tmp_path: Path) -> None:
+    """The same items through the child process and through `save_predictions` in-process:
+    byte-identical rows (JSON text, times, codes)."""
+    encoded, _ = batch(40)
     single = plain_rows(3)
-    as_rows = [*single, *({**r, "outputs": JSONText(r["outputs"].decode())} for r in rows)]
-    encoded_url, rows_url = _sqlite(tmp_path / "a"), _sqlite(tmp_path / "b")
-    for url, items in ((encoded_url, [single, encoded]), (rows_url, [as_rows])):
-        engine = db.make_engine(url)
-        AuditWriter(db.make_sessionmaker(engine))._save(items)
-        engine.dispose()
+    child_url, thread_url = _sqlite(tmp_path / "a"), _sqlite(tmp_path / "b")
+    proc = AuditProcess(db.make_engine(child_url))
+    try:
+        proc.save([single, encoded])
+    finally:
+        proc.close()
+    assert proc.pid is None
+    engine = db.make_engine(thread_url)
+    writer = AuditWriter(db.make_sessionmaker(engine))
+    writer._save([single, encoded])
+    engine.dispose()
 
     def dump(url: str) -> list[tuple[Any, ...]]:
         with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
             return conn.execute("SELECT * FROM predictions ORDER BY id").fetchall()
 
-    assert dump(encoded_url) == dump(rows_url) and len(dump(encoded_url)) == 43
+    assert dump(child_url) == dump(thread_url) and len(dump(child_url)) == 43
 
 
-async def test_the_writer_drains_rows_and_encoded_batches(tmp_path: Path) -> None:
+def test_a_row_stored_twice_is_stored_once(tmp_path: Path) -> None:
+    """A write retried after the child committed it and died before answering."""
+    url = _sqlite(tmp_path)
+    encoded, _ = batch(10)
+    proc = AuditProcess(db.make_engine(url))
+    try:
+        proc.save([encoded])
+        proc.save([encoded, batch(5)[0]])
+    finally:
+        proc.close()
+    assert count_rows(url) == 15
+
+
+def test_a_refused_write_names_the_error_and_never_the_rows(tmp_path: Path) -> None:
+    url = _sqlite(tmp_path, migrate=False)  # no tables
+    proc = AuditProcess(db.make_engine(url))
+    try:
+        with pytest.raises(AuditProcessError) as caught:
+            proc.save([batch(2)[0]])
+        assert str(caught.value) == "OperationalError"
+        db.upgrade(url)
+        proc.save([batch(2)[0]])  # the same child, the store back
+    finally:
+        proc.close()
+    assert count_rows(url) == 2
+
+
+def test_a_child_dying_in_a_write_fails_it_and_is_replaced(tmp_path: Path) -> None:
+    url = _sqlite(tmp_path)
+    proc = AuditProcess(db.make_engine(url))
+    try:
+        proc.start()
+        first = proc.pid
+        with pytest.raises(AuditProcessError, match="died"):
+            proc.save([_ExitOnLoad()])  # type: ignore[list-item]
+        assert proc.pid is None  # reaped
+        proc.save([batch(3)[0]])
+        assert proc.pid not in (None, first)
+        os.kill(proc.pid, signal.SIGKILL)  # type: ignore[arg-type]  # killed between writes: the next one starts anew
+        encoded = batch(4)[0]
+        try:
+            proc.save([encoded])
+        except AuditProcessError:  # it was still being reaped: retried, as the writer does
+            proc.save([encoded])
+    finally:
+        proc.close()
+    assert count_rows(url) == 7
+
+
+async def test_the_writer_drains_through_the_child_and_stops_it(tmp_path: Path) -> None:
     url = _sqlite(tmp_path)
     engine = db.make_engine(url)
+    proc = AuditProcess(engine)
     writer = AuditWriter(
-        db.make_sessionmaker(engine), max_queue=100, batch_size=40, linger_s=NEVER_S
+        db.make_sessionmaker(engine), max_queue=100, batch_size=40, linger_s=NEVER_S, process=proc
     )
     writer.start()
-    await writer.enqueue(plain_rows(1)[0])
+    assert proc.pid is not None
+    single, _ = batch(1)
+    await writer.enqueue(single.rows()[0])
     await writer.enqueue_encoded(batch(60)[0])
     await writer.flush()
     assert count_rows(url) == 61
+    os.kill(proc.pid, signal.SIGKILL)  # the next write fails once, then a new child stores it
     for _ in range(3):
         await writer.enqueue_encoded(batch(30)[0])
-    await writer.enqueue_many(plain_rows(50))
     await asyncio.wait_for(writer.stop(), timeout=60)
-    assert (writer.enqueued, writer.written, writer.lost) == (201, 201, 0)
-    assert count_rows(url) == 201
+    assert (writer.enqueued, writer.written, writer.lost) == (151, 151, 0)
+    assert count_rows(url) == 151 and proc.pid is None
     engine.dispose()
 
 
@@ -195,11 +261,15 @@ async def test_an_encoded_batch_waits_for_room_and_an_oversized_one_for_an_empty
 
 
 @pytest.mark.integration
-def test_encoded_rows_are_stored_in_postgresql() -> None:
+def test_the_child_writes_to_postgresql() -> None:
     with empty_pg_schema() as url:
         db.upgrade(url)
         engine = db.make_engine(url)
-        AuditWriter(db.make_sessionmaker(engine))._save([batch(25)[0], plain_rows(2)])
+        proc = AuditProcess(engine)
+        try:
+            proc.save([batch(25)[0], plain_rows(2)])
+        finally:
+            proc.close()
         with engine.connect() as conn:
             n = conn.execute(select(func.count()).select_from(PredictionRow)).scalar_one()
         engine.dispose()

@@ -1,0 +1,31 @@
+"""What every helper child process of a serving process does first (the drift report worker,
+the audit writer): ignore SIGINT (Ctrl-C reaches the whole process group; the parent stops its
+children itself), optionally lower its CPU priority, and exit when its parent dies without
+stopping it (SIGKILL, OOM), since nobody would read its answers."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+
+PARENT_POLL_S = 1.0
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(PARENT_POLL_S)
+    os._exit(0)
+
+
+def init_child(parent_pid: int, niceness: int = 0) -> None:
+    """Call first thing in the child; ``niceness`` > 0 lowers its priority by that much."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if niceness:
+        with contextlib.suppress(OSError):
+            os.nice(niceness)
+    threading.Thread(
+        target=_exit_with_parent, args=(parent_pid,), name="parent-watch", daemon=True
+    ).start()
