@@ -1,8 +1,8 @@
 """A batch's audit rows as one encoded chunk: what `POST /predict/batch` queues for the audit.
 
-Building 1,000 row dicts and binding them in the serving process cost a 1,000-patient batch ~8 ms
-of its ~40 (the binding holds the GIL while the next batch is being scored: 40-45 ms a batch
-with the audit, 31-33 without, 31-32 with only this encoding; README). `EncodedRows` holds what
+A 1,000-patient batch took 40-45 ms with its 1,000 row dicts built on the request path and
+bound in a thread of the serving process, 31-33 ms with no audit at all, and 31-32 ms with only
+this encoding and no write (experiments; README). `EncodedRows` holds what
 the rows are made of, already serialised: the canonical records in one `orjson.dumps` call and
 the response items (serialised once, for the response) joined by newlines (compact JSON never
 holds a raw newline), plus the ids, codes and shared columns. `rows` rebuilds the dicts

@@ -87,8 +87,9 @@ class PredictionInsert:
 
 def _insert(dialect: Dialect) -> Any:
     """``INSERT INTO predictions``, skipping ids already stored where the dialect can say so: a
-    write retried after its writer died between COMMIT and answering must not fail forever on
-    its own rows (ids are server-made version-7 UUIDs, so an equal id is the same row)."""
+    write retried after its COMMIT went through unconfirmed (the audit writer process died
+    before answering, a connection dropped) must not then fail forever on its own rows (ids are
+    server-made version-7 UUIDs, so an equal id is the same row)."""
     if dialect.name == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 

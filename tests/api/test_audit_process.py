@@ -1,5 +1,5 @@
-"""A batch's encoded audit rows, the writer's items, and the audit writer process, over real
-SQLite (and PostgreSQL, ``HP_TEST_DATABASE_URL``) stores and a real child process."""
+"""The audit writer process (a real child) over real SQLite (and PostgreSQL,
+``HP_TEST_DATABASE_URL``) stores: what it stores, how it fails, how it is replaced."""
 
 from __future__ import annotations
 
@@ -7,74 +7,19 @@ import asyncio
 import os
 import signal
 import sqlite3
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 from sqlalchemy import func, select
 
-from app.audit import AuditWriter, _writes
-from app.audit_chunks import EncodedRows, expand
+from app.audit import AuditWriter
 from app.audit_process import AuditProcess, AuditProcessError
 from app.store import db
-from app.store.ids import new_ids
 from app.store.tables import PredictionRow
 from tests.api.conftest import count_rows
+from tests.api.test_audit_chunks import NEVER_S, batch, plain_rows, sqlite_store
 from tests.pg_schema import empty_pg_schema
-
-SHARED = {
-    "model_source": "mlflow",
-    "diagnosis_version": "3",
-    "treatment_version": "2",
-    "run_id": "abc",
-}
-NEVER_S = 3600.0
-
-
-def batch(n: int, created_at: datetime | None = None) -> tuple[EncodedRows, list[dict[str, Any]]]:
-    """``n`` rows as `POST /predict/batch` encodes them, and the row dicts they stand for."""
-    created_at = created_at or datetime.now(UTC)
-    ids = new_ids(n)
-    records = [
-        {
-            "age": 40 + i,  # an int stays an int, a float a float
-            "temperature": 37.25 + i / 7,
-            "symptoms": ["fever", "cough"][: i % 3],
-            "copd": bool(i % 2),
-            "lactate": None,
-            "note": "multi\nline «é»",
-        }
-        for i in range(n)
-    ]
-    codes = [
-        ("pneumonia", "oral_antibiotics", "high") if i % 4 else (None, None, "insufficient")
-        for i in range(n)
-    ]
-    outputs = [
-        orjson.dumps({"prediction_id": pid, "warnings": [{"message": "SpO2 88 % < 90 %\n"}]})
-        for pid in ids
-    ]
-    rows = [
-        {
-            "id": pid,
-            "created_at": created_at,
-            **SHARED,
-            "inputs": rec,
-            "outputs": out,
-            "diagnosis_code": c[0],
-            "treatment_code": c[1],
-            "quality": c[2],
-        }
-        for pid, rec, out, c in zip(ids, records, outputs, codes, strict=True)
-    ]
-    return EncodedRows.of_batch(created_at, SHARED, ids, codes, records, outputs), rows
-
-
-def plain_rows(n: int) -> list[dict[str, Any]]:
-    """Rows as single predictions queue them (outputs as a dict)."""
-    return [{**r, "outputs": orjson.loads(r["outputs"])} for r in batch(n)[1]]
 
 
 class _ExitOnLoad:
@@ -84,64 +29,12 @@ class _ExitOnLoad:
         return (os._exit, (3,))
 
 
-def test_encoded_rows_give_back_the_rows() -> None:
-    encoded, rows = batch(50)
-    assert len(encoded) == 50
-    back = encoded.rows()
-    for got, want in zip(back, rows, strict=True):
-        text = want.pop("outputs").decode()
-        assert got.pop("outputs").text == text  # the response item, byte for byte
-        assert got == want
-        assert [type(v) for v in got["inputs"].values()] == [
-            type(v) for v in want["inputs"].values()
-        ]
-    assert back[0]["created_at"].tzinfo is not None
-
-
-def test_encoded_rows_refuse_columns_of_different_lengths() -> None:
-    with pytest.raises(ValueError, match="differ in length"):
-        EncodedRows.of_batch(datetime.now(UTC), SHARED, ["a"], [], [{}], [b"{}"])
-
-
-def test_expand_keeps_the_order_of_lists_and_batches() -> None:
-    first, first_rows = batch(3)
-    second, _ = batch(2)
-    single = [{"id": "x"}]
-    rows = expand([single, first, [], second])
-    assert [r["id"] for r in rows] == [
-        "x",
-        *(r["id"] for r in first_rows),
-        *(r["id"] for r in second.rows()),
-    ]
-    assert expand([EncodedRows.of_batch(datetime.now(UTC), SHARED, [], [], [], [])]) == []
-
-
-def test_writes_split_lists_but_never_a_batch() -> None:
-    big, _ = batch(7)
-    small, _ = batch(2)
-    rows = [{"id": str(i)} for i in range(5)]
-    sizes = [[len(i) for i in w] for w in _writes([rows, big, small, rows[:1]], 4)]
-    assert sizes == [[4], [1], [7], [2, 1]]
-    assert [[len(i) for i in w] for w in _writes([rows[:3], small, rows], 4)] == [
-        [3],
-        [2, 2],
-        [3],
-    ]
-
-
-def _sqlite(tmp_path: Path, migrate: bool = True) -> str:
-    url = f"sqlite:///{tmp_path / 'audit.db'}"
-    if migrate:
-        db.upgrade(url)
-    return url
-
-
 def test_the_child_stores_what_the_thread_stores(tmp_path: Path) -> None:
     """The same items through the child process and through `save_predictions` in-process:
     byte-identical rows (JSON text, times, codes)."""
     encoded, _ = batch(40)
     single = plain_rows(3)
-    child_url, thread_url = _sqlite(tmp_path / "a"), _sqlite(tmp_path / "b")
+    child_url, thread_url = sqlite_store(tmp_path / "a"), sqlite_store(tmp_path / "b")
     proc = AuditProcess(db.make_engine(child_url))
     try:
         proc.save([single, encoded])
@@ -162,7 +55,7 @@ def test_the_child_stores_what_the_thread_stores(tmp_path: Path) -> None:
 
 def test_a_row_stored_twice_is_stored_once(tmp_path: Path) -> None:
     """A write retried after the child committed it and died before answering."""
-    url = _sqlite(tmp_path)
+    url = sqlite_store(tmp_path)
     encoded, _ = batch(10)
     proc = AuditProcess(db.make_engine(url))
     try:
@@ -174,7 +67,7 @@ def test_a_row_stored_twice_is_stored_once(tmp_path: Path) -> None:
 
 
 def test_a_refused_write_names_the_error_and_never_the_rows(tmp_path: Path) -> None:
-    url = _sqlite(tmp_path, migrate=False)  # no tables
+    url = sqlite_store(tmp_path, migrate=False)  # no tables
     proc = AuditProcess(db.make_engine(url))
     try:
         with pytest.raises(AuditProcessError) as caught:
@@ -188,7 +81,7 @@ def test_a_refused_write_names_the_error_and_never_the_rows(tmp_path: Path) -> N
 
 
 def test_a_child_dying_in_a_write_fails_it_and_is_replaced(tmp_path: Path) -> None:
-    url = _sqlite(tmp_path)
+    url = sqlite_store(tmp_path)
     proc = AuditProcess(db.make_engine(url))
     try:
         proc.start()
@@ -210,7 +103,7 @@ def test_a_child_dying_in_a_write_fails_it_and_is_replaced(tmp_path: Path) -> No
 
 
 async def test_the_writer_drains_through_the_child_and_stops_it(tmp_path: Path) -> None:
-    url = _sqlite(tmp_path)
+    url = sqlite_store(tmp_path)
     engine = db.make_engine(url)
     proc = AuditProcess(engine)
     writer = AuditWriter(
@@ -232,39 +125,12 @@ async def test_the_writer_drains_through_the_child_and_stops_it(tmp_path: Path) 
     engine.dispose()
 
 
-async def test_an_encoded_batch_waits_for_room_and_an_oversized_one_for_an_empty_queue(
-    tmp_path: Path,
-) -> None:
-    url = _sqlite(tmp_path)
-    engine = db.make_engine(url)
-    depths: list[int] = []
-    writer = AuditWriter(
-        db.make_sessionmaker(engine),
-        max_queue=100,
-        batch_size=1000,
-        linger_s=NEVER_S,
-        on_depth=depths.append,
-    )
-    await writer.enqueue_encoded(batch(60)[0])  # not started: stays queued
-    pending = asyncio.ensure_future(writer.enqueue_encoded(batch(60)[0]))
-    await asyncio.sleep(0.05)
-    assert not pending.done() and writer.depth == 60  # 60 + 60 > 100: waits
-    writer.start()
-    await asyncio.wait_for(pending, timeout=30)
-    await asyncio.wait_for(writer.enqueue_encoded(batch(250)[0]), timeout=30)  # > the bound
-    await asyncio.wait_for(writer.stop(), timeout=60)
-    assert (writer.enqueued, writer.written, writer.lost) == (370, 370, 0)
-    assert count_rows(url) == 370 and max(depths) <= 250
-    with pytest.raises(RuntimeError, match="stopped"):
-        await writer.enqueue_encoded(batch(1)[0])
-    engine.dispose()
-
-
 @pytest.mark.integration
-def test_the_child_writes_to_postgresql() -> None:
+def test_postgresql_from_the_child_and_from_a_thread() -> None:
     with empty_pg_schema() as url:
         db.upgrade(url)
         engine = db.make_engine(url)
+        AuditWriter(db.make_sessionmaker(engine))._save([batch(25)[0], plain_rows(2)])
         proc = AuditProcess(engine)
         try:
             proc.save([batch(25)[0], plain_rows(2)])
@@ -273,4 +139,4 @@ def test_the_child_writes_to_postgresql() -> None:
         with engine.connect() as conn:
             n = conn.execute(select(func.count()).select_from(PredictionRow)).scalar_one()
         engine.dispose()
-        assert n == 27
+        assert n == 54

@@ -145,8 +145,9 @@ def test_batch_audit_rows_are_the_same_from_the_child_and_from_a_thread(
     client: TestClient, trained_store: Any, tmp_path: Path
 ) -> None:
     """The default app writes its audit from a child process (the store is a SQLite file);
-    an app with ``audit_process=False`` writes from a thread: the stored inputs are the same
-    text, and each stored output is the response item, byte for byte."""
+    an app with ``audit_process=False`` writes from a thread: either way each stored output is
+    the response item, byte for byte, and each stored input the canonical record (the same
+    text from both)."""
     import orjson
     from sqlalchemy import text
 
@@ -172,9 +173,10 @@ def test_batch_audit_rows_are_the_same_from_the_child_and_from_a_thread(
                     text("SELECT id, inputs, outputs, quality FROM predictions")
                 )
             }
-        for item in items:
+        for item, record in zip(items, canonical_records(payloads) or [], strict=True):
             row = rows[item["prediction_id"]]
             assert row.outputs == orjson.dumps(item).decode()
+            assert orjson.loads(row.inputs) == record
             assert row.quality == item["prediction_quality"]
         stored.append([rows[item["prediction_id"]].inputs for item in items])
     threaded.close()

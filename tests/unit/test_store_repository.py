@@ -186,8 +186,8 @@ def test_rows_sharing_a_created_at_object_keep_their_own_times(session: Session)
 def test_a_row_written_again_is_stored_once_and_the_others_are_written(
     session: Session,
 ) -> None:
-    """A write retried after its writer died between COMMIT and answering: the rows it had
-    stored are skipped, not refused (the retry would otherwise fail forever)."""
+    """A write retried after its COMMIT went through unconfirmed: the rows it had stored are
+    skipped, not refused (the retry would otherwise fail forever)."""
     first = audit_record()
     repository.save_predictions(session, [first])
     changed = {**first, "quality": "low"}  # same id: the stored row stays as it was
