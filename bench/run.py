@@ -312,6 +312,8 @@ def main() -> None:
             console.log(f"[red]{server.name} failed: {exc}")
         finally:
             stop(server)
+            for db_file in tmp.glob("bench-audit.db*"):  # ~1.3 GB of audit rows a run
+                db_file.unlink()
     report = render(todo, batch, args, load_before, os.getloadavg())
     args.out.mkdir(parents=True, exist_ok=True)
     # a partial run (--only) never overwrites the day's full report
