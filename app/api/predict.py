@@ -148,16 +148,9 @@ async def predict_batch(
     now, ids = datetime.now(UTC), new_ids(len(records))
     parts, codes = [], []
     for p, pid in zip(predictions, ids, strict=True):
-        body = {"prediction_id": pid, **p.to_dict(), "explanation": None}
+        body = _body(p, pid)
         parts.append(orjson.dumps(body))  # serialised once: the response's item, the audit's
-        diagnosis, treatment = body["diagnosis"], body["treatment"]
-        codes.append(
-            (
-                diagnosis["code"] if diagnosis else None,
-                treatment["code"] if treatment else None,
-                body["prediction_quality"],
-            )
-        )
+        codes.append(_codes(body))
     if predictions:
         shared = _model_columns(predictions[0].model)
         with metrics.time_stage("audit_enqueue"):
@@ -203,21 +196,35 @@ def _assemble(
     record: dict[str, Any], prediction: Prediction, prediction_id: str, created_at: datetime
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(response body, audit row) of one prediction; the row stores the body as its outputs."""
-    body: dict[str, Any] = {"prediction_id": prediction_id, **prediction.to_dict()}
-    body["explanation"] = None
-    diagnosis, treatment = body["diagnosis"], body["treatment"]
+    body = _body(prediction, prediction_id)
+    diagnosis_code, treatment_code, quality = _codes(body)
     row = {
         "id": prediction_id,
         "created_at": created_at,
         **_model_columns(body["model"]),
         "inputs": record,
         "outputs": body,
-        # from the body's blocks: the `Prediction` properties build a dataclass per read
-        "diagnosis_code": diagnosis["code"] if diagnosis else None,
-        "treatment_code": treatment["code"] if treatment else None,
-        "quality": body["prediction_quality"],
+        "diagnosis_code": diagnosis_code,
+        "treatment_code": treatment_code,
+        "quality": quality,
     }
     return body, row
+
+
+def _body(prediction: Prediction, prediction_id: str) -> dict[str, Any]:
+    """The DESIGN §4 response body of one prediction (no explanation yet)."""
+    return {"prediction_id": prediction_id, **prediction.to_dict(), "explanation": None}
+
+
+def _codes(body: dict[str, Any]) -> tuple[str | None, str | None, str]:
+    """The audit row's (diagnosis_code, treatment_code, quality), read from the body's blocks
+    (the `Prediction` properties build a dataclass per read)."""
+    diagnosis, treatment = body["diagnosis"], body["treatment"]
+    return (
+        diagnosis["code"] if diagnosis else None,
+        treatment["code"] if treatment else None,
+        body["prediction_quality"],
+    )
 
 
 def _model_columns(model: dict[str, Any]) -> dict[str, Any]:
