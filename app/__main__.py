@@ -2,8 +2,7 @@
 
 One worker: uvicorn in this process. Several: gunicorn with uvicorn worker processes (each loads
 its own models; no preload, so nothing is forked after a model load), and
-`PROMETHEUS_MULTIPROC_DIR` pointing at a fresh directory so `/metrics` sums every worker. Both
-serve with `app.http_protocol` (one socket write per response).
+`PROMETHEUS_MULTIPROC_DIR` pointing at a fresh directory so `/metrics` sums every worker.
 """
 
 from __future__ import annotations
@@ -38,8 +37,6 @@ def fresh_multiproc_dir() -> Path:
 def run_uvicorn(settings: Settings) -> None:
     import uvicorn
 
-    from app.http_protocol import CoalescingHttpToolsProtocol
-
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -48,7 +45,6 @@ def run_uvicorn(settings: Settings) -> None:
         log_config=None,  # our JSON logging, configured by create_app
         access_log=False,  # our middleware writes the access log
         ws="none",  # no WebSocket routes: not importing a protocol saves ~17 ms of startup
-        http=CoalescingHttpToolsProtocol,  # a response's head and body in one socket write
         timeout_graceful_shutdown=GRACEFUL_TIMEOUT_S,
     )
 
@@ -69,7 +65,7 @@ def run_gunicorn(settings: Settings) -> None:
             options = {
                 "bind": f"{settings.host}:{settings.port}",
                 "workers": settings.workers,
-                "worker_class": "app.http_protocol.CoalescingUvicornWorker",
+                "worker_class": "uvicorn_worker.UvicornWorker",
                 "graceful_timeout": GRACEFUL_TIMEOUT_S,
                 "timeout": 120,
                 "child_exit": child_exit,

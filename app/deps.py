@@ -12,11 +12,12 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 from sqlalchemy.orm import Session
 
-from app.audit import AuditWriter
-from app.errors import AuthError, ForbiddenError, ModelNotReadyError, RateLimitedError
+from app.audit.writer import AuditWriter
+from app.errors import AuthError, ForbiddenError, RateLimitedError
 from app.security.api_keys import Principal, Role
 from app.serving.bundle import ModelBundle
 from app.serving.loader import ModelManager
+from app.serving.service import PredictionService
 from app.settings import Settings
 
 API_KEY_HEADER = "X-API-Key"
@@ -39,13 +40,12 @@ async def get_models(request: Request) -> ModelManager:
 
 async def get_bundle(request: Request) -> ModelBundle:
     """The bundle being served; 503 (with the loader's reason) while degraded."""
-    bundle = request.app.state.models.bundle
-    if bundle is None:
-        reason = request.app.state.models.status().get("reason")
-        raise ModelNotReadyError(
-            f"No model is loaded yet ({reason}); retrying in the background" if reason else None
-        )
-    return bundle  # type: ignore[no-any-return]
+    models: ModelManager = request.app.state.models
+    return models.current().bundle
+
+
+async def get_service(request: Request) -> PredictionService:
+    return request.app.state.service  # type: ignore[no-any-return]
 
 
 async def get_audit(request: Request) -> AuditWriter:
@@ -92,23 +92,19 @@ def check_role(principal: Principal, role: Role) -> Principal:
 
 
 def require_role(role: Role) -> Callable[..., Awaitable[Principal]]:
-    """Dependency: an authenticated caller whose role is at least ``role`` (403 otherwise).
-
-    The returned function carries ``required_role``, so a route that authenticates without
-    FastAPI's dependency solving (`app.api.direct`) can enforce the same role.
-    """
+    """Dependency: an authenticated caller whose role is at least ``role`` (403 otherwise)."""
 
     async def _require(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
         return check_role(principal, role)
 
     _require.__name__ = f"require_{role}"
-    _require.required_role = role  # type: ignore[attr-defined]
     return _require
 
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 ModelsDep = Annotated[ModelManager, Depends(get_models)]
 BundleDep = Annotated[ModelBundle, Depends(get_bundle)]
+ServiceDep = Annotated[PredictionService, Depends(get_service)]
 AuditDep = Annotated[AuditWriter, Depends(get_audit)]
 SessionDep = Annotated[Session, Depends(get_session)]
 PrincipalDep = Annotated[Principal, Depends(authenticate)]
@@ -120,6 +116,7 @@ __all__ = [
     "BundleDep",
     "ModelsDep",
     "PrincipalDep",
+    "ServiceDep",
     "SessionDep",
     "SettingsDep",
     "authenticate",

@@ -14,17 +14,16 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
 from app.api import api_router
-from app.api.fast_lane import FastLaneApp
 from app.api.health import APP_VERSION
-from app.api.predict import build_batcher
-from app.audit import AuditWriter
-from app.audit_process import AuditProcess
+from app.audit.process import AuditProcess
+from app.audit.writer import AuditWriter
 from app.errors import BodySizeLimitMiddleware, FastJSONResponse, install_error_handlers
 from app.log_config import RequestContextMiddleware, configure_logging
 from app.monitoring import metrics
 from app.security.api_keys import ApiKeyStore
 from app.security.rate_limit import TokenBucketLimiter
 from app.serving.loader import ModelManager
+from app.serving.service import PredictionService
 from app.settings import Settings, get_settings
 from app.store import db, early_migration
 
@@ -70,14 +69,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ),
     )
     state.audit.start()
-    state.batcher = build_batcher(
-        state.models, settings.microbatch_window_ms, settings.microbatch_max_size
+    state.service = PredictionService(
+        state.models, state.audit, settings.microbatch_window_ms, settings.microbatch_max_size
     )
     logger.info("service started", extra={"ready": state.models.ready})
     try:
         yield
     finally:
-        await state.batcher.aclose()
+        await state.service.aclose()
         await state.audit.stop()  # nothing accepted is lost on a clean shutdown
         await state.models.stop()
         state.engine.dispose()
@@ -88,7 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """The application; ``settings`` defaults to the environment's (`HP_*`)."""
     settings = settings or get_settings()
     configure_logging(settings.log_level)
-    app = FastLaneApp(  # FastAPI; POST /predict skips the routing layers (app.api.fast_lane)
+    app = FastAPI(
         title="HealthPredict",
         version=APP_VERSION,
         description=DESCRIPTION,

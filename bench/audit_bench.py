@@ -153,7 +153,7 @@ async def stream(
 
 
 def writer_classes() -> dict[str, Any]:
-    from app.audit import AuditWriter
+    from app.audit.writer import AuditWriter
 
     class BeforeWriter(AuditWriter):
         """The writer before this change: no linger, the ORM bulk insert."""

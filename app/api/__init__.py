@@ -27,9 +27,7 @@ ADMIN = [Depends(require_role("admin"))]
 
 api_router = APIRouter(responses=VALIDATION_ERROR)
 api_router.include_router(health.router)
-# predict.router carries its own role check (its /predict route authenticates without FastAPI's
-# dependency solving and refuses include-level dependencies): include it without any.
-api_router.include_router(predict.router, responses=AUTH_ERRORS)
+api_router.include_router(predict.router, dependencies=CLINICIAN, responses=AUTH_ERRORS)
 api_router.include_router(models.router, dependencies=CLINICIAN, responses=AUTH_ERRORS)
 api_router.include_router(feedback.router, dependencies=CLINICIAN, responses=AUTH_ERRORS)
 api_router.include_router(retrain.router, dependencies=ADMIN, responses=AUTH_ERRORS)

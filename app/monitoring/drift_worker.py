@@ -27,7 +27,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any, TypeVar
 
-from app.child_process import init_child
+from app.audit.child_process import init_child
 from app.monitoring.drift import DriftResult, compute_drift, reference_from_csv, to_frame
 
 logger = logging.getLogger(__name__)

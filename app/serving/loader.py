@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -21,8 +21,7 @@ from typing import Any, TypeVar
 from app.errors import ModelLoadError, ModelNotReadyError
 from app.monitoring import metrics
 from app.serving.bundle import ModelBundle, check_compatible
-from app.serving.prediction import Prediction
-from app.serving.predictor import Predictor, Record, probe_records
+from app.serving.predictor import Predictor, probe_records
 from app.serving.sources import LoadedPair, limit_mlflow_http, load_bentoml, load_mlflow
 from app.settings import Settings
 from train_pipeline.models.fast import FastPipeline
@@ -208,12 +207,16 @@ class ModelManager:
         self._retry_task = None
 
     # --- predicting --------------------------------------------------------------------------
-    def predict_many(self, records: Sequence[Record]) -> list[Prediction]:
-        """Score records with the current predictor (blocking; big lists belong in a thread)."""
+    def current(self) -> Predictor:
+        """The predictor being served; `ModelNotReadyError` (503, with the reason) while
+        degraded. Read it once per request: a reload swaps it for the next caller."""
         predictor = self._predictor
         if predictor is None:
-            raise ModelNotReadyError(self._last_error or "model not loaded yet")
-        return predictor.predict_many(records)
+            reason = self._last_error
+            raise ModelNotReadyError(
+                f"No model is loaded yet ({reason}); retrying in the background" if reason else None
+            )
+        return predictor
 
     # --- loading -----------------------------------------------------------------------------
     async def _load_and_swap(self) -> ModelBundle:

@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from app.audit import AuditWriter
+from app.audit.writer import AuditWriter
 from app.store import db
 from tests.api.conftest import count_rows
 

@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from app.audit import AuditWriter
-from app.audit_process import AuditProcess, AuditProcessError
+from app.audit.process import AuditProcess, AuditProcessError
+from app.audit.writer import AuditWriter
 from app.store import db
 from app.store.tables import PredictionRow
 from tests.api.conftest import count_rows
-from tests.api.test_audit_chunks import NEVER_S, batch, plain_rows, sqlite_store
+from tests.api.test_audit_rows import NEVER_S, batch, plain_rows, sqlite_store
 from tests.pg_schema import empty_pg_schema
 
 

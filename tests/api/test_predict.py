@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.schemas.fast_records import canonical_records
+from app.schemas.patient import PatientRecord
 from app.schemas.prediction import PredictionResponse
 from app.serving.predictor import Predictor
 from app.store.repository import get_prediction
@@ -109,21 +109,11 @@ def test_batch_keeps_order_and_audits_every_item(client: TestClient) -> None:
         assert all(get_prediction(session, p["prediction_id"]) for p in body["predictions"])
 
 
-def test_batch_fast_validation_gives_what_full_validation_gives(
-    client: TestClient, trained_store: Any, monkeypatch: pytest.MonkeyPatch
+def test_batch_of_camel_case_records_gives_what_canonical_names_give(
+    client: TestClient, trained_store: Any
 ) -> None:
-    """Canonical records take `canonical_records` (no pydantic); the same records under their
-    camelCase names take the full model: the same predictions and audit inputs either way."""
-    from app.api import predict as predict_api
-
-    taken: list[bool] = []
-
-    def spy(records: Any) -> Any:
-        out = canonical_records(records)
-        taken.append(out is not None)
-        return out
-
-    monkeypatch.setattr(predict_api, "canonical_records", spy)
+    """The same records under canonical and camelCase names: the same predictions and the same
+    (canonical) audit inputs."""
     payloads = cohort_payloads(trained_store.data_path, 200, seed=11)
     camel = [renamed(p, "camel") for p in payloads]
     bodies = []
@@ -131,14 +121,16 @@ def test_batch_fast_validation_gives_what_full_validation_gives(
         response = client.post("/predict/batch", json={"records": records}, headers=CLINICIAN)
         assert response.status_code == 200, response.text
         bodies.append(response.json()["predictions"])
-    fast, full = bodies
-    ids = [p.pop("prediction_id") for p in fast], [p.pop("prediction_id") for p in full]
-    assert fast == full
+    canonical, camel_bodies = bodies
+    ids = (
+        [p.pop("prediction_id") for p in canonical],
+        [p.pop("prediction_id") for p in camel_bodies],
+    )
+    assert canonical == camel_bodies
     flush_audit(client)
     with client.app.state.sessionmaker() as session:  # type: ignore[attr-defined]
         for a, b in zip(*ids, strict=True):
             assert get_prediction(session, a).inputs == get_prediction(session, b).inputs
-    assert taken == [True, False]  # fast path, then the full model
 
 
 def test_batch_audit_rows_are_the_same_from_the_child_and_from_a_thread(
@@ -173,7 +165,9 @@ def test_batch_audit_rows_are_the_same_from_the_child_and_from_a_thread(
                     text("SELECT id, inputs, outputs, quality FROM predictions")
                 )
             }
-        for item, record in zip(items, canonical_records(payloads) or [], strict=True):
+        for item, record in zip(
+            items, [PatientRecord.model_validate(p).to_record() for p in payloads], strict=True
+        ):
             row = rows[item["prediction_id"]]
             assert row.outputs == orjson.dumps(item).decode()
             assert orjson.loads(row.inputs) == record

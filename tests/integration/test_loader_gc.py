@@ -49,6 +49,6 @@ async def test_load_freezes_and_reload_releases_old_bundle(
         gc.collect()
         assert old_ref() is None, "the replaced bundle is still alive after a reload"
         assert gc.get_freeze_count() > 0
-        assert manager.predict_many([warmup_record()])[0].diagnosis is not None
+        assert manager.current().predict_many([warmup_record()])[0].diagnosis is not None
     finally:
         await manager.stop()

@@ -81,7 +81,7 @@ async def test_loads_from_mlflow_registry(trained_store: Any, tmp_path: Path) ->
         assert bundle.treatment_version == str(trained_store.treatment_version)
         assert bundle.run_id == trained_store.run_id == bundle.meta.run_id
         assert manager.status()["state"] == "ready"
-        assert manager.predict_many([warmup_record()])[0].diagnosis is not None
+        assert manager.current().predict_many([warmup_record()])[0].diagnosis is not None
     finally:
         await manager.stop()
 
@@ -120,7 +120,7 @@ async def test_degraded_then_background_retry_recovers(
         assert status["state"] == "degraded"
         assert set(status["source_errors"]) == {"mlflow", "bentoml"}
         with pytest.raises(ModelNotReadyError):
-            manager.predict_many([warmup_record()])
+            manager.current().predict_many([warmup_record()])
         # a model appears in the BentoML store: the background retry picks it up, no restart
         shutil.copytree(trained_store.bentoml_home / "models", home / "models")
         deadline = time.monotonic() + 20
@@ -222,7 +222,7 @@ async def test_reload_swaps_atomically_and_keeps_old_on_failure(
         def hammer() -> None:  # a client predicting all through the reload
             while not done.is_set():
                 try:
-                    manager.predict_many([warmup_record()])
+                    manager.current().predict_many([warmup_record()])
                 except BaseException as exc:
                     failures.append(exc)
 

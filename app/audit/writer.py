@@ -3,7 +3,7 @@
 Every accepted row is written: when the queue is full the request waits for room (backpressure)
 instead of dropping the row, a failed write is retried, and `stop()` drains the queue before the
 process exits. Rows are written by ``app.store.repository.save_predictions``, in a child process
-(`app.audit_process`, the default for a store in a file or on a server: off this process's GIL)
+(`app.audit.process`, the default for a store in a file or on a server: off this process's GIL)
 or in a worker thread.
 
 Rows are coalesced: once a row is waiting, the writer lingers up to ``linger_s`` for more (cut
@@ -21,8 +21,8 @@ from typing import Any
 import anyio.to_thread
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.audit_chunks import EncodedRows, Item, expand
-from app.audit_process import AuditProcess
+from app.audit.process import AuditProcess
+from app.audit.rows import EncodedRows, Item, expand
 from app.store.repository import save_predictions
 
 logger = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ strings: a memory copy), over a socket; the child rebuilds the rows and runs `sa
 for the answer, so its guarantees stand: a row counts as written once committed, a failed write
 is retried, a flush means readable.
 
-The child is a fresh interpreter (``python -m app.audit_process``, not a fork: the parent has
+The child is a fresh interpreter (``python -m app.audit.process``, not a fork: the parent has
 threads and models; not `multiprocessing`'s spawn either, which re-imports the parent's main
 script) started with the writer, talking over a socket pair; the database URL reaches it through
 that socket, never its command line. It is replaced after it dies (the write in progress fails
@@ -38,7 +38,7 @@ from multiprocessing.connection import Connection
 
 from sqlalchemy import Engine
 
-from app.audit_chunks import Item, expand
+from app.audit.rows import Item, expand
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def serve(conn: Connection, parent_pid: int) -> None:
     """The child: read the database URL, then answer each payload with `OK` once its rows are
     committed, or with the name of the exception that stopped them; an empty payload (or a
     closed socket) ends it."""
-    from app.child_process import init_child
+    from app.audit.child_process import init_child
 
     init_child(parent_pid)
     from app.store import db
@@ -158,7 +158,7 @@ class AuditProcess:
         with ours, theirs:
             fd = theirs.fileno()
             proc = subprocess.Popen(
-                [sys.executable, "-m", "app.audit_process", str(fd), str(os.getpid())],
+                [sys.executable, "-m", "app.audit.process", str(fd), str(os.getpid())],
                 pass_fds=(fd,),
                 stdin=subprocess.DEVNULL,
             )

@@ -12,8 +12,8 @@ from typing import Any
 import orjson
 import pytest
 
-from app.audit import AuditWriter, _writes
-from app.audit_chunks import EncodedRows, expand
+from app.audit.rows import EncodedRows, expand
+from app.audit.writer import AuditWriter, _writes
 from app.store import db
 from app.store.db import JSONText
 from app.store.ids import new_ids
