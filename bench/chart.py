@@ -29,7 +29,9 @@ def draw(todo: list[Server], batch: list[Result], batch_size: int, path: Path) -
     if batch:
         ax = axes[-1]
         patients = [r.rps * batch_size for r in batch]
-        bars = ax.bar([f"{r.connections} conn" for r in batch], patients, color="#238b45")
+        bars = ax.bar(
+            [f"({r.target}) {r.connections} conn" for r in batch], patients, color="#238b45"
+        )
         ax.bar_label(bars, labels=[f"{v:,.0f}" for v in patients], fontsize=8)
         ax.set(ylabel="patients/s", title=f"(e) POST /predict/batch, {batch_size:,} patients")
     fig.suptitle("make bench: one worker each, wrk on loopback, a different patient per request")

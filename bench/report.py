@@ -77,10 +77,10 @@ def render(
             f"| {sum(r.errors for r in s.results)} | {s.rss_mib:.0f} MiB | {s.ready_s:.1f} s |"
         )
     for s in todo:
-        if s.key == "a" and not math.isnan(s.mean_batch):
+        if s.key.startswith("a") and not math.isnan(s.mean_batch):
             lines += [
                 "",
-                f"(a) micro-batching: {s.mean_batch:.2f} requests per model call on "
+                f"({s.key}) micro-batching: {s.mean_batch:.2f} requests per model call on "
                 "average over its warm-up and both runs (from its /metrics).",
             ]
         if s.key == "a" and args.hp_env:
@@ -96,17 +96,26 @@ def render(
                     if c in rps["a"] and c in rps[other]
                 ]
                 lines.append(f"- a/{other}: " + ", ".join(parts))
+        for other in (k for k in rps if k.startswith("a:") and rps[k]):
+            parts = [
+                f"{c} conn {rps['a'][c] / rps[other][c]:.2f}"
+                for c in (1, 8)
+                if c in rps["a"] and c in rps[other]
+            ]
+            lines.append(
+                f"- a/{other} (this checkout over the compared revision): " + ", ".join(parts)
+            )
     if batch:
         lines += [
             "",
             f"(e) `POST /predict/batch`, {args.batch} patients per request:",
             "",
-            "| connections | requests/s | patients/s | p50 | p99 | errors |",
-            "|---|---|---|---|---|---|",
+            "| server | connections | requests/s | patients/s | p50 | p99 | errors |",
+            "|---|---|---|---|---|---|---|",
         ]
         for r in batch:
             lines.append(
-                f"| {r.connections} | {r.rps:.1f} | {r.rps * args.batch:,.0f} "
+                f"| ({r.target}) | {r.connections} | {r.rps:.1f} | {r.rps * args.batch:,.0f} "
                 f"| {r.p50_ms:.0f} ms | {r.p99_ms:.0f} ms | {r.errors} |"
             )
     return "\n".join(lines) + "\n"

@@ -7,7 +7,10 @@ HealthPredict ``POST /predict/batch`` with 1,000 patients, and for reference (f)
 endpoint of (d) evaluating the same trees with our NumPy forest instead of CatBoost (what the
 forest alone buys a bare server). Writes ``bench/results/<date>.md``.
 
-Usage: ``python bench/run.py [--duration 10] [--warmup 3] [--only a,b,c,d,e,f]``.
+Usage: ``python bench/run.py [--duration 10] [--warmup 3] [--only a,b,c,d,e,f]
+[--compare LABEL=REV ...]``. ``--compare`` also serves (a) (and (e)) from a git worktree of
+revision REV, with the same models, settings and bodies, measured in the same run right after
+(a): how a change to the request path is judged side by side (README, "Fast paths").
 """
 
 from __future__ import annotations
@@ -249,6 +252,33 @@ def servers(
     ]
 
 
+def compared(base: Server, label: str, rev: str, tmp: Path) -> Server:
+    """(a) served from a worktree of ``rev`` (same venv, models, store settings and bodies)."""
+    tree = tmp / f"worktree-{label}"
+    subprocess.run(
+        ["git", "worktree", "add", "--detach", "--quiet", str(tree), rev], cwd=ROOT, check=True
+    )
+    return Server(
+        f"a:{label}",
+        f"HealthPredict POST /predict at {rev} ({label})",
+        base.cmd,
+        base.env,
+        base.ready_path,
+        base.path,
+        base.bodies,
+        base.api_key,
+        cwd=tree,
+    )
+
+
+def remove_worktrees(todo: list[Server]) -> None:
+    for server in todo:
+        if server.cwd is not None:
+            subprocess.run(
+                ["git", "worktree", "remove", "--force", str(server.cwd)], cwd=ROOT, check=False
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
@@ -262,6 +292,13 @@ def main() -> None:
         default=[],
         metavar="HP_X=VALUE",
         help="extra setting for the HealthPredict server (tuning runs)",
+    )
+    parser.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        metavar="LABEL=REV",
+        help="also serve (a)/(e) from git revision REV, labelled LABEL (side-by-side runs)",
     )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -279,15 +316,25 @@ def main() -> None:
         for s in servers(settings, bodies, tmp, ports)
         if s.key in wanted or (s.key == "a" and "e" in wanted)
     ]
+    base = next((s for s in todo if s.key == "a"), None)
+    if base is not None:  # --hp-env applies to the HealthPredict server (and compared ones)
+        base.env.update(kv.split("=", 1) for kv in args.hp_env)
+    for spec in args.compare:
+        label, _, rev = spec.partition("=")
+        if base is None or not rev:
+            sys.exit(f"--compare {spec}: needs LABEL=REV and target a or e")
+        ports[f"a:{label}"] = free_port()
+        todo.insert(todo.index(base) + 1, compared(base, label, rev, tmp))
     batch: list[Result] = []
     for server in todo:
         port = ports[server.key]
+        is_a = server.key.split(":")[0] == "a"
         console.rule(f"({server.key}) {server.name}")
         try:
             start(server, port, tmp)
             console.log(f"ready after {server.ready_s:.1f} s; warm-up {args.warmup:g} s")
             wrk(server, port, 8, args.warmup)
-            if server.key in wanted:
+            if server.key in wanted or (is_a and "a" in wanted):
                 for conns in (1, 8):
                     r = wrk(server, port, conns, args.duration)
                     server.results.append(r)
@@ -296,13 +343,13 @@ def main() -> None:
                         f"p99 {r.p99_ms:.2f} ms, errors {r.errors}"
                     )
             server.rss_mib = tree_rss_mib(server.proc.pid) if server.proc else math.nan
-            if server.key == "a":
+            if is_a:
                 server.mean_batch = model_calls(port)
                 console.log(f"micro-batching: {server.mean_batch:.2f} requests per model call")
-            if server.key == "a" and "e" in wanted:
+            if is_a and "e" in wanted:
                 for conns in (1, 2):
                     r = wrk(server, port, conns, args.duration, "/predict/batch", bodies["batch"])
-                    r.target = "e"
+                    r.target = server.key.replace("a", "e", 1)
                     batch.append(r)
                     console.log(
                         f"batch {conns} conn: {r.rps * args.batch:,.0f} patients/s, "
@@ -314,6 +361,7 @@ def main() -> None:
             stop(server)
             for db_file in tmp.glob("bench-audit.db*"):  # ~1.3 GB of audit rows a run
                 db_file.unlink()
+    remove_worktrees(todo)
     report = render(todo, batch, args, load_before, os.getloadavg())
     args.out.mkdir(parents=True, exist_ok=True)
     # a partial run (--only) never overwrites the day's full report

@@ -43,6 +43,7 @@ class Server:
     path: str
     bodies: Path
     api_key: str = ""
+    cwd: Path | None = None  # None: this checkout (a compared revision runs from its worktree)
     proc: subprocess.Popen[bytes] | None = None
     ready_s: float = math.nan
     rss_mib: float = math.nan
@@ -62,7 +63,7 @@ def start(server: Server, port: int, log_dir: Path, timeout_s: float = 180) -> N
     t0 = time.monotonic()
     server.proc = subprocess.Popen(
         server.cmd,
-        cwd=ROOT,
+        cwd=server.cwd or ROOT,
         # the venv's bin first: `mlflow models serve` execs `uvicorn` from PATH
         env={**os.environ, "PATH": f"{Path(PY).parent}:{os.environ.get('PATH', '')}", **server.env},
         stdout=log,
