@@ -70,10 +70,25 @@ def model_card(
     task: TaskContract, out: Assessment, params: dict[str, Any], data_info: dict[str, Any]
 ) -> str:
     """The run's `model_card.md`: what, on which data, how good, against which baselines."""
-    m = out.metrics
     lines = [
         f"# Model card: HealthPredict `{task.name}`",
         "",
+        *_models_section(out, params),
+        "",
+        "## Data",
+        *(f"- {k}: {v}" for k, v in data_info.items()),
+        "",
+        "## Held-out results",
+    ]
+    for role in ("diagnosis", "treatment"):
+        if f"{role}_f1_macro" in out.metrics:
+            lines += _results_section(role, out.metrics, out.baselines[role])
+    lines += _importance_and_limits(out.importance)
+    return "\n".join(lines) + "\n"
+
+
+def _models_section(out: Assessment, params: dict[str, Any]) -> list[str]:
+    lines = [
         "## Models",
         f"- Diagnosis: `{params.get('model_type')}` pipeline (clinical features, ordered "
         "target encoding, median imputation, gradient-boosted trees), "
@@ -86,50 +101,41 @@ def model_card(
             "evaluated end-to-end on predicted ones, restricted to treatments allowed "
             "for the diagnosis."
         )
-    lines += [
-        f"- Parameters: `{json.dumps(params, sort_keys=True, default=str)}`",
+    lines.append(f"- Parameters: `{json.dumps(params, sort_keys=True, default=str)}`")
+    return lines
+
+
+def _results_section(role: str, m: dict[str, float], cmp: BaselineComparison) -> list[str]:
+    """Held-out metrics, CV spread, baselines, verdict and per-class recall of one model."""
+    lines = [
         "",
-        "## Data",
-        *(f"- {k}: {v}" for k, v in data_info.items()),
-        "",
-        "## Held-out results",
+        f"### {role.capitalize()}",
+        f"macro-F1 {m[f'{role}_f1_macro']:.3f}, balanced accuracy "
+        f"{m[f'{role}_balanced_accuracy']:.3f}, accuracy {m[f'{role}_accuracy']:.3f}, "
+        f"ROC-AUC (OvR) {m[f'{role}_roc_auc_ovr']:.3f}, log loss {m[f'{role}_log_loss']:.3f}, "
+        f"calibration error {m[f'{role}_calibration_error']:.3f}.",
     ]
-    for role in ("diagnosis", "treatment"):
-        if f"{role}_f1_macro" not in m:
-            continue
-        lines += [
-            "",
-            f"### {role.capitalize()}",
-            f"macro-F1 {m[f'{role}_f1_macro']:.3f}, balanced accuracy "
-            f"{m[f'{role}_balanced_accuracy']:.3f}, accuracy {m[f'{role}_accuracy']:.3f}, "
-            f"ROC-AUC (OvR) {m[f'{role}_roc_auc_ovr']:.3f}, log loss {m[f'{role}_log_loss']:.3f}, "
-            f"calibration error {m[f'{role}_calibration_error']:.3f}.",
-        ]
-        if f"{role}_cv_f1_macro_mean" in m:
-            lines.append(
-                f"Cross-validated macro-F1 (train split): "
-                f"{m[f'{role}_cv_f1_macro_mean']:.3f} ± {m[f'{role}_cv_f1_macro_std']:.3f}."
-            )
-        cmp = out.baselines[role]
-        lines += [
-            "",
-            "Baselines (same held-out rows):",
-            "",
-            cmp.markdown(),
-            "",
-            _verdict(role, cmp),
-        ]
-        recalls = {
-            k.removeprefix(f"{role}_recall_"): v
-            for k, v in m.items()
-            if k.startswith(f"{role}_recall_") and k != f"{role}_recall_macro"
-        }
-        lines += [
-            "",
-            "Recall per class: " + ", ".join(f"`{c}` {v:.2f}" for c, v in recalls.items()),
-        ]
-    top = list(out.importance.items())[:10]
-    lines += [
+    if f"{role}_cv_f1_macro_mean" in m:
+        lines.append(
+            f"Cross-validated macro-F1 (train split): "
+            f"{m[f'{role}_cv_f1_macro_mean']:.3f} ± {m[f'{role}_cv_f1_macro_std']:.3f}."
+        )
+    lines += ["", "Baselines (same held-out rows):", "", cmp.markdown(), "", _verdict(role, cmp)]
+    recalls = {
+        k.removeprefix(f"{role}_recall_"): v
+        for k, v in m.items()
+        if k.startswith(f"{role}_recall_") and k != f"{role}_recall_macro"
+    }
+    return [
+        *lines,
+        "",
+        "Recall per class: " + ", ".join(f"`{c}` {v:.2f}" for c, v in recalls.items()),
+    ]
+
+
+def _importance_and_limits(importance: dict[str, float]) -> list[str]:
+    top = list(importance.items())[:10]
+    return [
         "",
         "## What drives the diagnosis (mean |SHAP|)",
         "",
@@ -142,7 +148,6 @@ def model_card(
         "- Probabilities come from class-weighted models: read them as scores, and see "
         "the calibration error above.",
     ]
-    return "\n".join(lines) + "\n"
 
 
 def write_run_files(

@@ -132,7 +132,6 @@ def log_bundle(
     """
     import mlflow
     from mlflow import MlflowClient
-    from mlflow.models import infer_signature
 
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
@@ -142,39 +141,59 @@ def log_bundle(
     with mlflow.start_run(experiment_id=exp_id, run_name=run_name) as run:
         run_id = run.info.run_id
         meta = replace(meta, run_id=run_id)
-        mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
-        mlflow.log_metrics(metrics)
-        mlflow.set_tags(
-            {
-                "task": meta.task,
-                "contract_fingerprint": meta.contract_fingerprint,
-                "model_type": meta.model_type,
-            }
-        )
-        (files_dir / "bundle_meta.json").write_text(json.dumps(asdict(meta), indent=1))
-        mlflow.log_artifacts(str(files_dir))
+        _log_run_record(meta, params, metrics, files_dir)
         for role, (pipe, example) in pipelines.items():
-            example = _example(example)
-            info = mlflow.sklearn.log_model(
-                pipe,
-                name=f"{role}_model",
-                serialization_format="cloudpickle",
-                signature=infer_signature(example, pipe.predict_proba(example)),
-                input_example=example,
-                registered_model_name=names[role],
-                pyfunc_predict_fn="predict_proba",
-                pip_requirements=pip_requirements(),
-            )
-            versions[role] = str(info.registered_model_version)
-            for key, value in (
-                ("run_id", run_id),
-                ("role", role),
-                ("contract_fingerprint", meta.contract_fingerprint),
-            ):
-                client.set_model_version_tag(names[role], versions[role], key, value)
+            versions[role] = _log_model(client, role, pipe, example, names[role], meta)
     bundle = RegisteredBundle(run_id, exp_id, versions["diagnosis"], versions.get("treatment"))
     logger.info("logged run %s: versions %s", run_id, versions)
     return bundle, meta
+
+
+def _log_run_record(
+    meta: BundleMeta, params: dict[str, Any], metrics: dict[str, float], files_dir: Path
+) -> None:
+    """Params, metrics, tags and files of the active run (``bundle_meta.json`` added)."""
+    import mlflow
+
+    mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+    mlflow.log_metrics(metrics)
+    mlflow.set_tags(
+        {
+            "task": meta.task,
+            "contract_fingerprint": meta.contract_fingerprint,
+            "model_type": meta.model_type,
+        }
+    )
+    (files_dir / "bundle_meta.json").write_text(json.dumps(asdict(meta), indent=1))
+    mlflow.log_artifacts(str(files_dir))
+
+
+def _log_model(
+    client: Any, role: str, pipe: Pipeline, example: pd.DataFrame, name: str, meta: BundleMeta
+) -> str:
+    """Log one pipeline in the active run, register it as `name`, tag the version; its number."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    example = _example(example)
+    info = mlflow.sklearn.log_model(
+        pipe,
+        name=f"{role}_model",
+        serialization_format="cloudpickle",
+        signature=infer_signature(example, pipe.predict_proba(example)),
+        input_example=example,
+        registered_model_name=name,
+        pyfunc_predict_fn="predict_proba",
+        pip_requirements=pip_requirements(),
+    )
+    version = str(info.registered_model_version)
+    for key, value in (
+        ("run_id", meta.run_id),
+        ("role", role),
+        ("contract_fingerprint", meta.contract_fingerprint),
+    ):
+        client.set_model_version_tag(name, version, key, value)
+    return version
 
 
 def set_champion(

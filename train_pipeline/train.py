@@ -1,4 +1,6 @@
-"""Training orchestration: load -> clean -> split -> CV -> fit -> evaluate -> explain -> log."""
+"""Training orchestration: load -> split -> choose the model -> fit -> evaluate -> register.
+
+Each stage is a function below; `STAGES` are the finer progress steps they report."""
 
 from __future__ import annotations
 
@@ -6,32 +8,31 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+from sklearn.pipeline import Pipeline
 
 from train_pipeline import register
-from train_pipeline.artifacts import reference_sample, write_run_files
+from train_pipeline.artifacts import write_run_files
 from train_pipeline.bundle_meta import BundleMeta
 from train_pipeline.contract import TaskContract
 from train_pipeline.data.clean import clean
 from train_pipeline.data.load import load_task_data
 from train_pipeline.evaluate import BaselineComparison
+from train_pipeline.fitted_run import FittedRun
 from train_pipeline.fitting import (
     Assessment,
-    FitOptions,
     assess_diagnosis,
     cross_validate,
     explain_diagnosis,
     fit_and_assess_treatment,
     fit_diagnosis,
-    threads_params,
 )
-from train_pipeline.models.pipeline import DEFAULT_PARAMS
-from train_pipeline.models.treatment import DIAGNOSIS_COLUMN
+from train_pipeline.model_choice import ModelChoice, choose_model
 from train_pipeline.split import split_dataset
 from train_pipeline.task_config import TaskConfig, load_task_config
 
@@ -153,8 +154,35 @@ def train(
     """
     start = time.perf_counter()
     timer = _StageTimer(progress)
-    progress = timer.enter
     contract, config = resolve_task(task)
+    df = _load_stage(contract, config, data_path, frame, n_rows, timer.enter)
+    train_df, test_df = _split_stage(df, contract, test_size, seed, timer.enter)
+    choice = choose_model(
+        contract,
+        train_df,
+        model_type=model_type,
+        seed=seed,
+        iterations=iterations,
+        threads=threads,
+        cv_folds=cv_folds,
+    )
+    out = _fit_stage(contract, train_df, choice, timer.enter)
+    pred_diag = _evaluate_stage(contract, train_df, test_df, out, choice, timer.enter)
+    run = FittedRun(contract, choice, data_path, len(df), train_df, test_df, out, pred_diag)
+    names = register.model_names(contract.name, *model_names)
+    result = _register_stage(run, tracking_uri, bentoml_home, names, alias, promote, timer.enter)
+    return replace(result, duration_s=time.perf_counter() - start, stage_seconds=timer.finish())
+
+
+def _load_stage(
+    contract: TaskContract,
+    config: TaskConfig,
+    data_path: Path | None,
+    frame: pd.DataFrame | None,
+    n_rows: int | None,
+    progress: Progress,
+) -> pd.DataFrame:
+    """Stages "load" and "clean": the task's rows with a diagnosis, cleaned."""
     progress("load")
     df = frame if frame is not None else load_frame(data_path, contract, config)
     if n_rows is not None:
@@ -162,126 +190,138 @@ def train(
     _check_columns(df, contract)
     progress("clean")
     df = clean_frame(df, contract)
-    df = df.loc[df[contract.diagnosis.name].notna()]
+    return df.loc[df[contract.diagnosis.name].notna()]
+
+
+def _split_stage(
+    df: pd.DataFrame, contract: TaskContract, test_size: float, seed: int, progress: Progress
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Stage "split": stratified train / held-out rows."""
     progress("split")
-    train_df, test_df = split_dataset(
-        df, contract.feature_names, contract.diagnosis.name, test_size, seed
-    )
-    params = {**DEFAULT_PARAMS[model_type], **threads_params(model_type, threads)}
-    rounds_key = "iterations" if model_type == "catboost" else "n_estimators"
-    if iterations is not None:
-        params[rounds_key] = iterations
-    cv_params = _scaled(params, rounds_key, 0.25, 2.0)
-    treat_params = _scaled(params, rounds_key, 2 / 3, 1.3)
-    opts = FitOptions(
-        model_type=model_type, seed=seed, params=params, cv_folds=cv_folds, cv_params=cv_params
-    )
+    return split_dataset(df, contract.feature_names, contract.diagnosis.name, test_size, seed)
+
+
+def _fit_stage(
+    contract: TaskContract, train_df: pd.DataFrame, choice: ModelChoice, progress: Progress
+) -> Assessment:
+    """Stages "cv" and "fit diagnosis": CV scores on the train split, then the fitted model."""
     progress("cv")
-    cv = cross_validate(contract, train_df, opts, cv_params)
+    cv = cross_validate(contract, train_df, choice.opts, choice.cv_params)
     progress("fit diagnosis")
-    pipe, classes = fit_diagnosis(contract, train_df, opts, params)
+    pipe, classes = fit_diagnosis(contract, train_df, choice.opts, choice.params)
     out = Assessment(diagnosis_pipeline=pipe, diagnosis_classes=classes)
     out.metrics |= {f"diagnosis_{k}": v for k, v in cv.items()}
+    return out
+
+
+def _evaluate_stage(
+    contract: TaskContract,
+    train_df: pd.DataFrame,
+    test_df: pd.DataFrame,
+    out: Assessment,
+    choice: ModelChoice,
+    progress: Progress,
+) -> np.ndarray:
+    """Stages "evaluate", "fit treatment", "explain"; returns the held-out predicted diagnoses.
+
+    The treatment model is fitted here because it is assessed end-to-end on the predicted
+    diagnoses of the held-out rows.
+    """
+    seed = choice.opts.seed
     progress("evaluate")
     pred_diag = assess_diagnosis(contract, train_df, test_df, out, seed, explain=False)
     if contract.treatment is not None:
         progress("fit treatment")
-        fit_and_assess_treatment(contract, train_df, test_df, pred_diag, out, opts, treat_params)
+        fit_and_assess_treatment(
+            contract, train_df, test_df, pred_diag, out, choice.opts, choice.treat_params
+        )
     progress("explain")
     explain_diagnosis(test_df, out, seed)
-    meta = BundleMeta(
-        task=contract.name,
-        contract_fingerprint=contract.fingerprint(),
-        run_id="",
-        trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        model_type=model_type,
-        diagnosis_classes=classes,
-        treatment_classes=out.treatment_classes,
-        allowed_pairs=out.allowed_pairs,
-        metrics=dict(out.metrics),
-        feature_importance=out.importance,
-        reference_stats=reference_sample(train_df, contract, 300, seed),
-    )
-    run_params = {
-        "model_type": model_type,
-        "seed": seed,
-        "task": contract.name,
-        "n_train": len(train_df),
-        "n_test": len(test_df),
-        "cv_folds": cv_folds,
-        "class_weight": opts.class_weight,
-        "data_path": str(data_path or "frame"),
-        **{f"model_{k}": v for k, v in params.items()},
-        **{f"treatment_model_{k}": v for k, v in treat_params.items()},
-        **{f"cv_model_{k}": v for k, v in cv_params.items()},
-    }
-    data_info = {
-        "source": str(data_path or "in-memory frame"),
-        "rows after cleaning": len(df),
-        "train rows": len(train_df),
-        "held-out rows": len(test_df),
-        "diagnosis classes": len(classes),
-    }
-    names = register.model_names(contract.name, *model_names)
-    pipelines = {"diagnosis": (pipe, test_df[list(contract.feature_names)].head(5))}
-    if out.treatment_pipeline is not None:
-        example = (
-            test_df[list(contract.feature_names)]
-            .head(5)
-            .assign(**{DIAGNOSIS_COLUMN: pred_diag[:5]})
-        )
-        pipelines["treatment"] = (out.treatment_pipeline, example)
+    return pred_diag
+
+
+def _register_stage(
+    run: FittedRun,
+    tracking_uri: str,
+    bentoml_home: Path,
+    names: dict[str, str],
+    alias: str,
+    promote: bool,
+    progress: Progress,
+) -> TrainResult:
+    """Stages "log" and "register": one MLflow run, then (if `promote`) alias and BentoML.
+
+    Returns:
+        the run's result, its timings (`duration_s`, `stage_seconds`) left for the caller.
+    """
+    meta = run.bundle_meta()
+    run_params = run.run_params()
+    data_info = run.data_info()
+    pipelines = run.pipelines()
     progress("log")
-    with tempfile.TemporaryDirectory(prefix="hp-run-") as tmp:
-        write_run_files(Path(tmp), contract, out, train_df, run_params, data_info, seed)
-        bundle, meta = register.log_bundle(
-            tracking_uri,
-            register.experiment_name(contract.name),
-            pipelines,
-            meta,
-            names,
-            run_params,
-            out.metrics,
-            Path(tmp),
-            run_name=f"{contract.name}-{model_type}",
-        )
+    bundle, meta = _log_run(run, tracking_uri, names, meta, pipelines, run_params, data_info)
     progress("register")
     tags: dict[str, str] = {}
     if promote:
-        from mlflow import MlflowClient
-
-        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-        versions = {"diagnosis": bundle.diagnosis_version, "treatment": bundle.treatment_version}
-        register.set_champion(client, names, versions, alias)
-        tags = register.save_to_bentoml(
-            bentoml_home, names, {r: p for r, (p, _) in pipelines.items()}, meta, bundle
-        )
+        fitted = {role: pipe for role, (pipe, _) in pipelines.items()}
+        tags = _promote(tracking_uri, bentoml_home, names, alias, fitted, meta, bundle)
     return TrainResult(
-        task=contract.name,
+        task=run.task.name,
         run_id=bundle.run_id,
         diagnosis_version=bundle.diagnosis_version,
         treatment_version=bundle.treatment_version,
         tracking_uri=tracking_uri,
         bentoml_home=str(bentoml_home),
-        metrics=out.metrics,
-        baselines=out.baselines,
-        duration_s=time.perf_counter() - start,
+        metrics=run.out.metrics,
+        baselines=run.out.baselines,
+        duration_s=0.0,
         meta=meta,
         bentoml_tags=tags,
-        stage_seconds=timer.finish(),
     )
 
 
-def _scaled(params: dict[str, Any], rounds_key: str, rounds: float, rate: float) -> dict[str, Any]:
-    """Fewer boosting rounds at a proportionally higher learning rate (same total step).
+def _log_run(
+    run: FittedRun,
+    tracking_uri: str,
+    names: dict[str, str],
+    meta: BundleMeta,
+    pipelines: dict[str, tuple[Pipeline, pd.DataFrame]],
+    run_params: dict[str, Any],
+    data_info: dict[str, Any],
+) -> tuple[register.RegisteredBundle, BundleMeta]:
+    """The run's files written to a temporary directory, then logged with both models."""
+    with tempfile.TemporaryDirectory(prefix="hp-run-") as tmp:
+        seed = run.choice.opts.seed
+        write_run_files(Path(tmp), run.task, run.out, run.train_df, run_params, data_info, seed)
+        return register.log_bundle(
+            tracking_uri,
+            register.experiment_name(run.task.name),
+            pipelines,
+            meta,
+            names,
+            run_params,
+            run.out.metrics,
+            Path(tmp),
+            run_name=f"{run.task.name}-{run.choice.opts.model_type}",
+        )
 
-    Keeps `make train` under its 3-minute budget: CV runs a quarter of the rounds at twice the
-    rate (it measures fold-to-fold spread; the held-out split gives the headline numbers), and
-    the treatment model, whose strongest input is the diagnosis, two thirds at 1.3 times.
-    """
-    out = {**params, rounds_key: max(int(params[rounds_key] * rounds), 10)}
-    out["learning_rate"] = min(0.5, float(params.get("learning_rate", 0.1)) * rate)
-    return out
+
+def _promote(
+    tracking_uri: str,
+    bentoml_home: Path,
+    names: dict[str, str],
+    alias: str,
+    pipelines: dict[str, Pipeline],
+    meta: BundleMeta,
+    bundle: register.RegisteredBundle,
+) -> dict[str, str]:
+    """Point `alias` at the new versions and save the pipelines to BentoML (role -> tag)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    versions = {"diagnosis": bundle.diagnosis_version, "treatment": bundle.treatment_version}
+    register.set_champion(client, names, versions, alias)
+    return register.save_to_bentoml(bentoml_home, names, pipelines, meta, bundle)
 
 
 def _check_columns(df: pd.DataFrame, task: TaskContract) -> None:
