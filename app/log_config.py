@@ -25,6 +25,8 @@ _STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "a
 _SENSITIVE_NAMES = frozenset(
     name.lower() for feat in ED_COHORT.features for name in (feat.name, *feat.all_aliases)
 ) | {"x-api-key", "api_key", "inputs", "record", "records", "body", "password"}
+# A clinician is a person too; feedback's `reason` is free text but the name is too common.
+_SENSITIVE_NAMES |= {"clinician_id", "clinicianid"}
 _SENSITIVE_PATTERN = re.compile(
     r"(?i)\b("
     + "|".join(sorted(map(re.escape, _SENSITIVE_NAMES), key=len, reverse=True))
@@ -46,18 +48,58 @@ def reset_request_id(token: contextvars.Token[str | None]) -> None:
     _request_id.reset(token)
 
 
+# SQLAlchemy appends a statement's bound values to its errors ("[parameters: (131.5, ...)]"),
+# positional for SQLite: no field name to match, so the whole list goes.
+_SQL_PARAMETERS = re.compile(r"\[parameters: [^\n]*")
+_SQL_PARAMETERS_REDACTED = f"[parameters: {REDACTED}]"
+_EXC_FORMATTER = logging.Formatter()
+
+
+def redact_text(text: str) -> str:
+    """``text`` with patient-looking ``name=value`` pairs and SQL bound parameters masked."""
+    text = _SENSITIVE_PATTERN.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
+    return _SQL_PARAMETERS.sub(_SQL_PARAMETERS_REDACTED, text)
+
+
+def _redact_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {
+            k: REDACTED if str(k).lower() in _SENSITIVE_NAMES else _redact_value(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_redact_value(v) for v in value]
+    return value
+
+
 class RedactionFilter(logging.Filter):
-    """Masks patient-looking values: ``extra`` keys named like a contract field, and
-    ``name=value`` / ``"name": value`` pairs in the message."""
+    """Masks patient-looking values before a record reaches its handler: ``extra`` keys named
+    like a contract field (nested too), ``name=value`` / ``"name": value`` pairs and SQL bound
+    parameters in the message, the exception traceback (``exc_text``) and the stack.
+
+    The traceback is formatted here, redacted, and left in ``exc_text``, which formatters
+    (ours and the stdlib's) print instead of formatting ``exc_info`` again.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         for key in list(record.__dict__):
-            if key not in _STANDARD_ATTRS and key.lower() in _SENSITIVE_NAMES:
-                record.__dict__[key] = REDACTED
+            if key not in _STANDARD_ATTRS:
+                value = record.__dict__[key]
+                record.__dict__[key] = (
+                    REDACTED if key.lower() in _SENSITIVE_NAMES else _redact_value(value)
+                )
         message = record.getMessage()
-        redacted = _SENSITIVE_PATTERN.sub(lambda m: m.group(1) + m.group(2) + REDACTED, message)
+        redacted = redact_text(message)
         if redacted != message:
             record.msg, record.args = redacted, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = _EXC_FORMATTER.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_text(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact_text(record.stack_info)
         return True
 
 
@@ -78,8 +120,13 @@ class JsonFormatter(logging.Formatter):
         for key, value in record.__dict__.items():
             if key not in _STANDARD_ATTRS and key not in out:
                 out[key] = value
-        if record.exc_info:
-            out["exception"] = self.formatException(record.exc_info)
+        # The redaction filter leaves the (redacted) traceback in exc_text: print that one.
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            out["exception"] = record.exc_text
+        if record.stack_info:
+            out["stack"] = self.formatStack(record.stack_info)
         return orjson.dumps(out, default=str).decode()
 
 

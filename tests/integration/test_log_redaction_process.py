@@ -1,0 +1,168 @@
+"""No patient value in what a real server process writes: `python -m app` over the trained store,
+normal requests and two error paths whose exceptions quote patient data, output read back.
+
+1. `python -m app` itself: predictions, a 422, feedback with a free-text reason and a clinician
+   id, then the same feedback insert refused by the database (a trigger), so SQLAlchemy's error,
+   bound parameters included, reaches the catch-all handler's traceback and uvicorn's.
+2. The same entry point with one extra route raising ``ValueError({'heart_rate': 131.5, ...})``
+   (`tests/integration/_raising_app.py`): a message and a traceback quoting a record.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from app.log_config import REDACTED
+from app.settings import PROJECT_ROOT
+from tests.api.conftest import CLINICIAN
+from tests.factories import make_patient
+from tests.integration import _raising_app
+from tests.integration.test_startup_sources import free_port, wait_http
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+HEART_RATE = 131.5  # in range, and a value no log line has any other reason to print
+REASON = "Says the zebra-umbrella pain began at breakfast"
+CLINICIAN_ID = "clin-owl-4711"
+PATIENT_VALUES = (str(HEART_RATE), REASON, "zebra-umbrella", CLINICIAN_ID)
+
+
+@dataclass
+class Served:
+    base: str
+    database: Path
+    output: Path  # the process's stdout and stderr, interleaved
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        lines = self.output.read_text(errors="replace").splitlines()
+        return [json.loads(line) for line in lines if line.startswith("{")]
+
+
+def _serve(module: str, trained_store: Any, tmp_path: Path) -> Iterator[Served]:
+    port = free_port()
+    database = tmp_path / "hp.db"
+    env = {
+        **os.environ,
+        "HP_HOST": "127.0.0.1",
+        "HP_PORT": str(port),
+        "HP_WORKERS": "1",
+        "HP_ENVIRONMENT": "test",
+        "HP_MLFLOW_TRACKING_URI": trained_store.tracking_uri,
+        "HP_BENTOML_HOME": str(trained_store.bentoml_home),
+        "HP_DATABASE_URL": f"sqlite:///{database}",
+        "HP_ACCESS_LOG": "true",
+        "HP_LOG_LEVEL": "DEBUG",  # the most the service can be made to write
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    }
+    output = tmp_path / "process.out"
+    with output.open("wb") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", module], env=env, cwd=PROJECT_ROOT, stdout=sink, stderr=sink
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_http(f"{base}/health/ready", timeout_s=180)
+            yield Served(base, database, output)
+        finally:
+            proc.terminate()
+            try:
+                assert proc.wait(timeout=60) in (0, -signal.SIGTERM)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+
+
+@pytest.fixture
+def served_app(trained_store: Any, tmp_path: Path) -> Iterator[Served]:
+    yield from _serve("app", trained_store, tmp_path)
+
+
+@pytest.fixture
+def served_raising_app(trained_store: Any, tmp_path: Path) -> Iterator[Served]:
+    yield from _serve("tests.integration._raising_app", trained_store, tmp_path)
+
+
+def _assert_no_patient_value(served: Served, values: tuple[str, ...]) -> None:
+    text = served.output.read_text(errors="replace")
+    leaked = [v for v in values if v in text]
+    assert not leaked, f"{leaked} in the process output:\n{text[-4000:]}"
+
+
+def _tracebacks(served: Served) -> dict[str, str]:
+    """logger name -> the logged exception text, for every line that carries one."""
+    return {line["logger"]: line["exception"] for line in served.log_lines() if "exception" in line}
+
+
+def _feedback(pid: str) -> dict[str, Any]:
+    return {
+        "prediction_id": pid,
+        "verdict": "correct",
+        "reason": REASON,
+        "clinician_id": CLINICIAN_ID,
+    }
+
+
+def _refuse_feedback_inserts(database: Path) -> None:
+    """A database that refuses the next feedback row, as a full disk or a lost lock would."""
+    with sqlite3.connect(database) as db:
+        db.execute(
+            "CREATE TRIGGER refuse_feedback BEFORE INSERT ON feedback"
+            " BEGIN SELECT RAISE(ABORT, 'feedback refused'); END"
+        )
+
+
+def test_python_m_app_logs_no_patient_value_even_in_a_database_error(
+    served_app: Served,
+) -> None:
+    with httpx.Client(base_url=served_app.base, headers=CLINICIAN, timeout=60) as client:
+        pids = []
+        for _ in range(2):
+            response = client.post("/predict", json=make_patient(heart_rate=HEART_RATE))
+            assert response.status_code == 200, response.text
+            pids.append(response.json()["prediction_id"])
+        invalid = client.post("/predict", json=make_patient(heart_rate=HEART_RATE, crp=987.654))
+        assert invalid.status_code == 422
+        batch = client.post(
+            "/predict/batch", json={"records": [make_patient(heart_rate=HEART_RATE)] * 3}
+        )
+        assert batch.status_code == 200, batch.text
+        stored = client.post("/feedback", json=_feedback(pids[0]))
+        assert stored.status_code == 201, stored.text
+        _refuse_feedback_inserts(served_app.database)
+        refused = client.post("/feedback", json=_feedback(pids[1]))
+        assert refused.status_code == 500, refused.text
+    _assert_no_patient_value(served_app, PATIENT_VALUES)
+    tracebacks = _tracebacks(served_app)
+    ours = tracebacks["app.errors"]  # the catch-all handler's traceback, logged and redacted
+    assert "Traceback (most recent call last)" in ours and "IntegrityError" in ours
+    assert "feedback refused" in ours and "INSERT INTO feedback" in ours
+    assert f"[parameters: {REDACTED}]" in ours
+    access = [line for line in served_app.log_lines() if line["logger"] == "app.access"]
+    assert {line["route"] for line in access} >= {"/predict", "/predict/batch", "/feedback"}
+
+
+def test_an_exception_quoting_a_record_is_logged_redacted(served_raising_app: Served) -> None:
+    with httpx.Client(base_url=served_raising_app.base, timeout=60) as client:
+        response = client.get(_raising_app.RAISING_ROUTE)
+    assert response.status_code == 500
+    assert str(_raising_app.HEART_RATE) not in response.text
+    _assert_no_patient_value(
+        served_raising_app, (str(_raising_app.HEART_RATE), _raising_app.CLINICIAN_ID)
+    )
+    tracebacks = _tracebacks(served_raising_app)
+    assert set(tracebacks) >= {"app.errors", "uvicorn.error"}  # ours, then uvicorn's own
+    for text in tracebacks.values():
+        assert "Traceback (most recent call last)" in text
+        assert f"ValueError: {{'heart_rate': {REDACTED}, 'clinician_id': {REDACTED}}}" in text
