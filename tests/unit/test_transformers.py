@@ -13,9 +13,11 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from train_pipeline.contract import ED_COHORT, Feature
 from train_pipeline.features import ClinicalFeatures, MedianImputer, TargetEncoder
-from train_pipeline.features.clinical import (
+from train_pipeline.features.clinical import SMALL_BATCH
+from train_pipeline.features.clinical_plan import ROW_FORMULAS, News2Block
+from train_pipeline.features.derived import (
+    NEWS2_PARAMETER_OF,
     NEWS2_PARTS,
-    SMALL_BATCH,
     _engineered,
     news2_consciousness,
     news2_heart_rate,
@@ -25,7 +27,6 @@ from train_pipeline.features.clinical import (
     news2_temperature,
     news2_total,
 )
-from train_pipeline.features.clinical_plan import _BANDS, ROW_FORMULAS, News2Block
 from train_pipeline.features.encoding import _Lookup
 
 # Ordered target statistics make fit_transform differ from fit().transform() on purpose
@@ -64,8 +65,13 @@ def test_sklearn_conventions(estimator: object, check: object) -> None:
             [3, 1, 1, 0, 0, 1, 1, 2],
         ),
         (news2_consciousness, [15, 14, 3], [0, 3, 3]),
+        # recorded values: rounded half up to whole numbers / tenths of a degree first
+        (news2_heart_rate, [40.4, 40.5, 90.4, 90.5, 130.4, 130.5], [3, 1, 0, 1, 2, 3]),
+        (news2_temperature, [35.04, 35.05, 35.06, 36.04, 36.05, 39.05], [3, 1, 1, 1, 0, 2]),
+        (news2_respiratory_rate, [8.4, 8.5, 24.4, 24.5], [3, 1, 2, 3]),
+        (news2_consciousness, [14.4, 14.5], [3, 0]),
     ],
-    ids=["rr", "spo2", "sbp", "hr", "temp", "gcs"],
+    ids=["rr", "spo2", "sbp", "hr", "temp", "gcs", "hr_half", "temp_half", "rr_half", "gcs_half"],
 )
 def test_news2_subscores_at_band_edges(fn, values, points) -> None:  # type: ignore[no-untyped-def]
     assert fn(np.array(values, dtype=float)).tolist() == points
@@ -209,7 +215,8 @@ def _edge_values() -> np.ndarray:
 def test_news2_block_and_scalar_scores_equal_the_subscore_functions() -> None:
     values = _edge_values()
     grid = np.stack([np.roll(values, 7 * k) for k in range(len(NEWS2_PARTS))], axis=1)
-    block = News2Block(range(len(NEWS2_PARTS)), [_BANDS[fn] for *_, fn in NEWS2_PARTS])
+    chart = [NEWS2_PARAMETER_OF[src] for _, src, _ in NEWS2_PARTS]
+    block = News2Block(range(len(NEWS2_PARTS)), chart)
     with np.errstate(over="ignore"):  # 1e308 * 10 on the way to rounding to 0.1
         scores, total = block.scores(grid)
     cols = {src: grid[:, k] for k, (_, src, _) in enumerate(NEWS2_PARTS)}
@@ -217,7 +224,7 @@ def test_news2_block_and_scalar_scores_equal_the_subscore_functions() -> None:
         with np.errstate(over="ignore"):
             expected = fn(grid[:, k])
         np.testing.assert_array_equal(scores[:, k], expected)
-        scalar = [_BANDS[fn].score(float(v)) for v in grid[:, k]]
+        scalar = [chart[k].score(float(v)) for v in grid[:, k]]
         np.testing.assert_array_equal(scalar, expected)
     with np.errstate(over="ignore"):
         np.testing.assert_array_equal(total, news2_total(cols))

@@ -1,9 +1,9 @@
 """A fitted `ClinicalFeatures` unpacked for serving: `ClinicalPlan`, built once per transformer.
 
-All NEWS2 sub-scores of a block of rows in one `News2Block`, and, for a few records, plain-Python
-rows (`Bands.score`, `ROW_FORMULAS`), since per-call NumPy overhead dominates single rows. The
-plan is never pickled (`ServingPlanMixin`); tests hold every path equal to the NumPy columns
-path, float for float.
+All NEWS2 sub-scores of a block of rows in one `News2Block`, and, for a few records,
+plain-Python rows (`News2Parameter.score`, `ROW_FORMULAS`), since per-call NumPy overhead
+dominates single rows. The plan is never pickled (`ServingPlanMixin`); tests hold every path
+equal to the NumPy columns path, float for float.
 """
 
 from __future__ import annotations
@@ -13,21 +13,16 @@ from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from itertools import chain
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, Protocol, cast
 
 import numpy as np
 
-from train_pipeline.features.clinical import (
+from train_pipeline.contract import Feature
+from train_pipeline.features.derived import (
     AGE_BAND_EDGES,
-    CONSCIOUSNESS_BANDS,
-    HEART_RATE_BANDS,
+    NEWS2_PARAMETER_OF,
     NEWS2_PARTS,
     NUMERIC_KINDS,
-    RESPIRATORY_RATE_BANDS,
-    SPO2_BANDS,
-    SYSTOLIC_BP_BANDS,
-    TEMPERATURE_BANDS,
-    Bands,
     Columns,
     Engineered,
     _age_band_of,
@@ -38,17 +33,18 @@ from train_pipeline.features.clinical import (
     _news2_part,
     _pulse_pressure,
     _shock_index,
-    news2_consciousness,
-    news2_heart_rate,
-    news2_respiratory_rate,
-    news2_spo2,
-    news2_systolic_bp,
-    news2_temperature,
     news2_total,
 )
+from train_pipeline.features.news2 import News2Parameter, recorded_many
 
-if TYPE_CHECKING:
-    from train_pipeline.features.clinical import ClinicalFeatures
+
+class FittedClinical(Protocol):
+    """What a plan reads of a fitted `clinical.ClinicalFeatures` (which imports this module)."""
+
+    features: tuple[Feature, ...]
+    vocabulary_: dict[str, dict[str, int]]
+    feature_names_out_: np.ndarray
+    engineered_: list[Engineered]
 
 
 # The same formulas on plain floats (NaN: missing), for `transform_records` on a few rows; the
@@ -90,32 +86,31 @@ def _index(positions: Sequence[int]) -> slice | np.ndarray:
 class News2Block:
     """Every NEWS2 sub-score (and their total) of a block of rows in a dozen NumPy calls.
 
-    The same numbers as the `news2_*` functions and `news2_total`: each band index is the count
-    of `Bands.lower` bounds below the vital, the bounds padded with +inf so that the six vitals
-    share one comparison.
+    The same numbers as `News2Parameter.scores` and `news2_total`: the vitals are rounded to
+    their recorded precision together (`recorded_many`, one ``decimals`` per column), then each
+    band index is the count of upper bounds below the recorded value, the bounds padded with
+    +inf so that the six vitals share one comparison.
 
     Args:
         sources: position of each NEWS2 vital in the numeric block, `NEWS2_PARTS` order.
-        bands: their `Bands`.
+        parameters: their chart rows.
     """
 
-    def __init__(self, sources: Sequence[int], bands: Sequence[Bands]) -> None:
-        width = max(len(b.lower) for b in bands)
+    def __init__(self, sources: Sequence[int], parameters: Sequence[News2Parameter]) -> None:
+        width = max(len(p.uppers) for p in parameters)
         self.sources = np.asarray(sources, dtype=np.intp)
-        self.rounded = tuple((k, b) for k, b in enumerate(bands) if not b.raw)
-        self.bounds = np.full((len(bands), width), np.inf)
-        points = np.zeros((len(bands), width + 1))
-        for k, b in enumerate(bands):
-            self.bounds[k, : len(b.lower)] = b.lower
-            points[k, : len(b.points)] = b.points
+        self.decimals = np.array([p.decimals for p in parameters])
+        self.bounds = np.full((len(parameters), width), np.inf)
+        points = np.zeros((len(parameters), width + 1))
+        for k, p in enumerate(parameters):
+            self.bounds[k, : len(p.uppers)] = p.uppers
+            points[k, : len(p.points)] = p.points
         self.points = points.ravel()  # band k of vital i at i * (width + 1) + k
-        self.offsets = np.arange(len(bands)) * (width + 1)
+        self.offsets = np.arange(len(parameters)) * (width + 1)
 
     def scores(self, numeric: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(n, parts) sub-scores, NaN where the vital is missing, and (n,) their NaN-as-0 total."""
-        values = numeric.take(self.sources, axis=1)
-        for k, bands in self.rounded:
-            values[:, k] = bands.rounded(values[:, k])
+        values = recorded_many(numeric.take(self.sources, axis=1), self.decimals)
         index = np.add.reduce(values[:, :, None] > self.bounds, axis=2, dtype=np.intp)
         scores = self.points.take(index + self.offsets)
         missing = np.isnan(values)
@@ -131,7 +126,7 @@ class ClinicalPlan:
     flags (together the first ``raw_width`` columns), then the derived ones (``derive``).
     """
 
-    def __init__(self, fitted: ClinicalFeatures) -> None:
+    def __init__(self, fitted: FittedClinical) -> None:
         features = fitted.features
         self.numeric = tuple(f.name for f in features if f.kind in NUMERIC_KINDS)
         self.booleans = tuple(
@@ -163,9 +158,9 @@ class ClinicalPlan:
         them on plain floats instead (None: a derived feature has no such form)."""
         position = {name: j for j, name in enumerate(self.numeric)}
         parts = [(out, src, fn) for out, src, fn in NEWS2_PARTS if src in position]
-        bands = [_BANDS[fn] for *_, fn in parts]
-        self.news2 = News2Block([position[src] for _, src, _ in parts], bands) if parts else None
-        self.news2_rows = [(position[src], b) for (_, src, _), b in zip(parts, bands, strict=True)]
+        chart = [NEWS2_PARAMETER_OF[src] for _, src, _ in parts]
+        self.news2 = News2Block([position[src] for _, src, _ in parts], chart) if parts else None
+        self.news2_rows = [(position[src], p) for (_, src, _), p in zip(parts, chart, strict=True)]
         part_cols: list[int] = []
         part_sel: list[int] = []
         self.news2_total: int | None = None
@@ -301,13 +296,3 @@ def _formula_step(
     formula: Callable[..., float], where: list[int], num: list[float], sub: list[float]
 ) -> float:
     return formula(*[num[j] for j in where])
-
-
-_BANDS: dict[Callable[[np.ndarray], np.ndarray], Bands] = {
-    news2_respiratory_rate: RESPIRATORY_RATE_BANDS,
-    news2_spo2: SPO2_BANDS,
-    news2_systolic_bp: SYSTOLIC_BP_BANDS,
-    news2_heart_rate: HEART_RATE_BANDS,
-    news2_temperature: TEMPERATURE_BANDS,
-    news2_consciousness: CONSCIOUSNESS_BANDS,
-}
