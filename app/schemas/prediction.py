@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from app.schemas.patient import PATIENT_EXAMPLE, PatientRecord
+from train_pipeline.features.news2 import News2Band
 
 Quality = Literal["high", "medium", "low", "insufficient"]
 
@@ -27,7 +28,14 @@ class TreatmentOut(ClassProbability):
 
 class News2Out(BaseModel):
     score: int | None = Field(description="NEWS2 aggregate score (RCP 2017); null if unknown.")
-    band: str | None = Field(description="NEWS2 clinical risk band (low / medium / high).")
+    band: News2Band | None = Field(
+        description=(
+            "NEWS2 clinical risk band (RCP 2017): `low` (aggregate 0-4), `low-medium` (0-4 with "
+            "a red score of 3 in a single parameter: urgent ward-based review), `medium` (5-6: "
+            "urgent response), `high` (7 or more: emergency response); null if a vital sign "
+            "is missing."
+        )
+    )
 
 
 class WarningOut(BaseModel):

@@ -6,7 +6,6 @@ that identifies the patient.
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -15,6 +14,21 @@ import numpy as np
 
 from app.serving.quality import INSUFFICIENT_CRITICAL_MISSING, QualityAssessment, assess
 from train_pipeline.contract import ED_COHORT
+from train_pipeline.features.news2 import (
+    CONSCIOUSNESS,
+    NEWS2_AIR_POINTS,
+    NEWS2_HIGH,
+    NEWS2_MEDIUM,
+    NEWS2_PARAMETERS,
+    NEWS2_RED_POINTS,
+    NEWS2_VITALS,
+    PULSE,
+    TEMPERATURE,
+    news2_band,
+    news2_bands,
+    recorded,
+    recorded_many,
+)
 
 Severity = Literal["low", "medium", "high", "critical"]
 SEVERITY_RANK: dict[str, int] = {"low": 0, "medium": 1, "high": 2, "critical": 3}
@@ -43,95 +57,48 @@ class RulesResult:
     warnings: list[ClinicalWarning]
 
 
-# --- NEWS2, Royal College of Physicians 2017, chart 1 (SpO2 scale 1, patient assumed on air) ---
-# Each table: (upper bound inclusive, points), checked in order; the last row catches the rest.
-NEWS2_RESPIRATORY_RATE = ((8, 3), (11, 1), (20, 0), (24, 2), (float("inf"), 3))
-NEWS2_SPO2_SCALE1 = ((91, 3), (93, 2), (95, 1), (float("inf"), 0))
-NEWS2_SYSTOLIC_BP = ((90, 3), (100, 2), (110, 1), (219, 0), (float("inf"), 3))
-NEWS2_PULSE = ((40, 3), (50, 1), (90, 0), (110, 1), (130, 2), (float("inf"), 3))
-NEWS2_TEMPERATURE = ((35.0, 3), (36.0, 1), (38.0, 0), (39.0, 1), (float("inf"), 2))
-NEWS2_AIR_POINTS = 0  # "air" scores 0, supplemental oxygen 2: the record has no oxygen field.
-NEWS2_NEW_CONFUSION_POINTS = 3  # ACVPU: anything but Alert scores 3; here GCS < 15.
-
-# Aggregate bands (RCP 2017 "clinical risk"): 0-4 low, a red score of 3 in any single
-# parameter low-medium, 5-6 medium (urgent response), >= 7 high (emergency response).
-NEWS2_MEDIUM = 5
-NEWS2_HIGH = 7
-
-_NEWS2_VITALS = {
-    "respiratory_rate": NEWS2_RESPIRATORY_RATE,
-    "spo2": NEWS2_SPO2_SCALE1,
-    "systolic_bp": NEWS2_SYSTOLIC_BP,
-    "heart_rate": NEWS2_PULSE,
-    "temperature": NEWS2_TEMPERATURE,
-}
+# --- NEWS2, Royal College of Physicians 2017 -------------------------------------------------
+# The chart, its rounding of values to their recorded precision, and the aggregate bands are the
+# one table of `train_pipeline.features.news2`, which the model's NEWS2 features read too.
+News2Result = tuple[int | None, str | None, bool]
+"""What `news2` returns: score, band, and whether consciousness was assumed (GCS absent)."""
 
 
-# Per vital: the tables' upper bounds and points, for `bisect_left` (the first row whose upper
-# bound the value does not exceed).
-_NEWS2_BOUNDS = tuple(
-    (name, [upper for upper, _ in table], [points for _, points in table])
-    for name, table in _NEWS2_VITALS.items()
-)
-
-
-def news2(record: Mapping[str, Any]) -> tuple[int | None, str | None, bool]:
+def news2(record: Mapping[str, Any]) -> News2Result:
     """NEWS2 aggregate score and band; ``(None, None, False)`` if a vital sign is missing.
 
     Consciousness comes from the Glasgow scale (GCS < 15 counts as not Alert, 3 points); when
     GCS is absent the patient is scored as Alert and the third value is True so the caller can
     say so.
     """
-    parts: list[int] = []
-    for name, uppers, points in _NEWS2_BOUNDS:
-        value = record.get(name)
+    parts: list[float] = []
+    for parameter in NEWS2_VITALS:
+        value = record.get(parameter.field)
         if value is None or value != value:  # absent (NaN too, as the feature columns see it)
             return None, None, False
-        parts.append(points[bisect_left(uppers, float(value))])
-    gcs = record.get("glasgow")
-    if gcs is not None and gcs != gcs:
-        gcs = None
-    parts.append(NEWS2_NEW_CONFUSION_POINTS if gcs is not None and gcs < 15 else 0)
-    parts.append(NEWS2_AIR_POINTS)
-    score = sum(parts)
-    if score >= NEWS2_HIGH:
-        band = "high"
-    elif score >= NEWS2_MEDIUM:
-        band = "medium"
-    elif 3 in parts:
-        band = "low-medium"
-    else:
-        band = "low"
-    return score, band, gcs is None
-
-
-News2Result = tuple[int | None, str | None, bool]
-"""What `news2` returns: score, band, and whether consciousness was assumed (GCS absent)."""
+        parts.append(parameter.score(float(value)))
+    gcs = record.get(CONSCIOUSNESS.field)
+    assumed = gcs is None or gcs != gcs
+    parts.append(CONSCIOUSNESS.score(float(gcs)) if gcs is not None and not assumed else 0.0)
+    score = int(sum(parts)) + NEWS2_AIR_POINTS
+    return score, news2_band(score, NEWS2_RED_POINTS in parts), assumed
 
 
 def news2_many(columns: Mapping[str, Any]) -> list[News2Result]:
     """`news2` of every record, from its feature columns (numbers as float arrays, NaN when
-    absent): the same tables, one `np.searchsorted` (= `bisect_left`) per vital sign."""
-    gcs = np.asarray(columns["glasgow"], dtype=float)
-    score = np.zeros(len(gcs), dtype=np.int64)
+    absent): the same table, one `News2Parameter.scores` per parameter."""
+    gcs = np.asarray(columns[CONSCIOUSNESS.field], dtype=float)
+    score = np.full(len(gcs), NEWS2_AIR_POINTS, dtype=np.int64)
     valid = np.ones(len(gcs), dtype=bool)
     red = np.zeros(len(gcs), dtype=bool)  # a single parameter scoring 3
-    for name, uppers, points in _NEWS2_BOUNDS:
-        value = np.asarray(columns[name], dtype=float)
-        valid &= ~np.isnan(value)
-        index = np.searchsorted(uppers, value, side="left").clip(max=len(points) - 1)
-        part = np.asarray(points)[index]
-        score += part
-        red |= part == 3
-    # GCS < 15: not Alert (NaN compares False: scored as Alert); then the air/oxygen part
-    for part in (np.where(gcs < 15, NEWS2_NEW_CONFUSION_POINTS, 0), NEWS2_AIR_POINTS):
-        score += part
-        red |= np.equal(part, 3)
-    band = np.where(
-        score >= NEWS2_HIGH,
-        "high",
-        np.where(score >= NEWS2_MEDIUM, "medium", np.where(red, "low-medium", "low")),
-    )
+    for parameter in NEWS2_PARAMETERS:
+        value = np.asarray(columns[parameter.field], dtype=float)
+        if parameter is not CONSCIOUSNESS:
+            valid &= ~np.isnan(value)
+        part = np.nan_to_num(parameter.scores(value))  # NaN GCS: scored as Alert (0)
+        score += part.astype(np.int64)
+        red |= part == NEWS2_RED_POINTS
+    band = news2_bands(score, red)
     return [
         (s, b, a) if ok else (None, None, False)
         for s, b, a, ok in zip(
@@ -154,13 +121,24 @@ TROPONIN_RULE_IN = 52.0
 class ThresholdRule:
     """A warning on measured values: ``fires`` takes the values of ``fields`` (floats, NaN when
     absent) and works alike on numbers and on NumPy columns (NaN compares False); ``severity``
-    and ``message`` take the numbers of a record it fired on."""
+    and ``message`` take the numbers of a record it fired on. With ``charted``, a rule whose
+    threshold is a NEWS2 band edge reads the values as the NEWS2 chart records them (rounded
+    half up, `train_pipeline.features.news2.recorded`), so it fires exactly when that band
+    scores."""
 
     code: str
     fields: tuple[str, ...]
     fires: Callable[..., Any]
     severity: Callable[..., Severity]
     message: Callable[..., str]
+    charted: bool = False
+
+
+_DECIMALS = {p.field: p.decimals for p in NEWS2_PARAMETERS}
+# Edges of the NEWS2 bands the vital-sign warnings repeat (RCP 2017 chart 1).
+_PULSE_LOW_RED = PULSE.uppers[0]  # <= 40 /min scores 3
+_PULSE_HIGH_RED = PULSE.uppers[-1]  # > 130 /min scores 3
+_TEMPERATURE_HIGH = TEMPERATURE.uppers[-1]  # > 39.0 °C scores 2
 
 
 def _fixed(severity: Severity) -> Callable[..., Severity]:
@@ -195,28 +173,33 @@ THRESHOLD_RULES: tuple[ThresholdRule, ...] = (
         _fixed("high"),
         lambda hr, sbp: f"Shock index {hr / sbp:.2f} (HR {_g(hr)} / SBP {_g(sbp)}) > 1.0",
     ),
-    # HR > 130: NEWS2 red zone (>= 131 scores 3); HR <= 40 likewise.
+    # HR > 130: NEWS2 red zone (>= 131 scores 3); HR <= 40 likewise. Charted values: the
+    # warning fires exactly when the NEWS2 pulse band scores 3.
     ThresholdRule(
         "tachycardia",
         ("heart_rate",),
-        lambda hr: hr > 130,
+        lambda hr: hr > _PULSE_HIGH_RED,
         _fixed("medium"),
-        lambda hr: f"Heart rate {_g(hr)} /min > 130 /min",
+        lambda hr: f"Heart rate {_g(hr)} /min > {_g(_PULSE_HIGH_RED)} /min",
+        charted=True,
     ),
     ThresholdRule(
         "bradycardia",
         ("heart_rate",),
-        lambda hr: hr <= 40,
+        lambda hr: hr <= _PULSE_LOW_RED,
         _fixed("high"),
-        lambda hr: f"Heart rate {_g(hr)} /min ≤ 40 /min",
+        lambda hr: f"Heart rate {_g(hr)} /min ≤ {_g(_PULSE_LOW_RED)} /min",
+        charted=True,
     ),
-    # Temperature: NEWS2 scores >= 39.1 °C 2 points; hypothermia is core temperature < 35 °C.
+    # Temperature: NEWS2 scores >= 39.1 °C 2 points (charted, as for the pulse); hypothermia is
+    # core temperature < 35 °C (not a NEWS2 edge: the measured value).
     ThresholdRule(
         "hyperthermia",
         ("temperature",),
-        lambda t: t > 39.0,
+        lambda t: t > _TEMPERATURE_HIGH,
         lambda t: "high" if t >= 40.0 else "medium",
-        lambda t: f"Temperature {_g(t)} °C > 39 °C",
+        lambda t: f"Temperature {_g(t)} °C > {_g(_TEMPERATURE_HIGH)} °C",
+        charted=True,
     ),
     ThresholdRule(
         "hypothermia",
@@ -279,6 +262,9 @@ def _threshold_warnings(r: Mapping[str, Any]) -> list[ClinicalWarning]:
     out: list[ClinicalWarning] = []
     for rule in THRESHOLD_RULES:
         values = [_NAN if (v := r.get(f)) is None else v for f in rule.fields]
+        if rule.charted:
+            places = [_DECIMALS[f] for f in rule.fields]
+            values = [recorded(float(v), d) for v, d in zip(values, places, strict=True)]
         if rule.fires(*values):
             out.append(ClinicalWarning(rule.code, rule.severity(*values), rule.message(*values)))
     return out
@@ -367,6 +353,9 @@ def warnings_many(
     with np.errstate(invalid="ignore"):
         for rule in THRESHOLD_RULES:
             cols = [np.asarray(columns[f], dtype=float) for f in rule.fields]
+            if rule.charted:
+                places = [_DECIMALS[f] for f in rule.fields]
+                cols = [recorded_many(c, d) for c, d in zip(cols, places, strict=True)]
             hits = np.flatnonzero(rule.fires(*cols))
             if not len(hits):
                 continue

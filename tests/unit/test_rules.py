@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import math
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import pytest
 
 from app.serving.rules import (
-    NEWS2_PULSE,
-    NEWS2_RESPIRATORY_RATE,
-    NEWS2_SPO2_SCALE1,
-    NEWS2_SYSTOLIC_BP,
-    NEWS2_TEMPERATURE,
     THRESHOLD_RULES,
     evaluate,
     news2,
     news2_many,
     warnings_many,
 )
+from train_pipeline.features.news2 import NEWS2_VITALS, News2Parameter
 
 NORMAL: dict[str, Any] = {
     "respiratory_rate": 16,
@@ -91,31 +88,33 @@ def test_news2_parameter_bands(field: str, value: float, points: int) -> None:
     assert score == points
 
 
-TABLES = {
-    "respiratory_rate": NEWS2_RESPIRATORY_RATE,
-    "spo2": NEWS2_SPO2_SCALE1,
-    "systolic_bp": NEWS2_SYSTOLIC_BP,
-    "heart_rate": NEWS2_PULSE,
-    "temperature": NEWS2_TEMPERATURE,
-}
+TABLES: dict[str, News2Parameter] = {p.field: p for p in NEWS2_VITALS}
+
+
+def _points(p: News2Parameter, value: float) -> int:
+    """Independent oracle: half up on the value's shortest text (Decimal), then the bands."""
+    if math.isfinite(value):
+        step = Decimal(1).scaleb(-p.decimals)
+        value = float(Decimal(repr(value)).quantize(step, rounding=ROUND_HALF_UP))
+    return p.points[sum(value > upper for upper in p.uppers)]
 
 
 @pytest.mark.parametrize("field", list(TABLES))
 def test_news2_points_between_and_around_the_edges(field: str) -> None:
-    """Raw values (no rounding): the first row whose upper bound is not exceeded, one ulp
-    either side of every bound, halfway between, and infinities."""
-    table = TABLES[field]
+    """Recorded values (rounded half up to the chart's precision, then looked up): every
+    bound, one ulp either side, .4 / .5 / .6 of the recorded unit either side, infinities."""
+    p = TABLES[field]
+    unit = 10.0**-p.decimals
     values = [-math.inf, math.inf, 0.0]
-    for upper, _ in table[:-1]:
+    for upper in p.uppers:
         values += [upper, math.nextafter(upper, math.inf), math.nextafter(upper, -math.inf)]
-        values += [upper + 0.05, upper + 0.5]
+        values += [round(upper + k * unit, 4) for k in (-0.6, -0.5, -0.4, 0.4, 0.5, 0.6, 1.5)]
     for value in values:
-        expected = next(points for upper, points in table if value <= upper)
-        assert news2(rec(**{field: value}))[0] == expected, value
+        assert news2(rec(**{field: value}))[0] == _points(p, value), value
 
 
 # Whole patients, scored by hand from the RCP 2017 chart.
-PATIENTS = [
+PATIENTS: list[tuple[str, dict[str, Any], int, str]] = [
     ("all_normal", {}, 0, "low"),
     # RR 24 (2) + SpO2 94 (1) + SBP 95 (2) + HR 118 (2) + T 38.6 (1) + alert (0) = 8
     (
@@ -314,9 +313,17 @@ def _edge_records() -> list[dict[str, Any]]:
     """Every vital at and around each NEWS2 band edge, with and without GCS, and each vital
     missing in turn (None, absent, NaN)."""
     out: list[dict[str, Any]] = []
-    for field, table in TABLES.items():
-        for upper, _ in table[:-1]:
-            for value in (upper - 0.1, upper, upper + 0.1, math.nextafter(upper, math.inf)):
+    for field, p in TABLES.items():
+        half = 0.5 * 10.0**-p.decimals
+        for upper in p.uppers:
+            for value in (
+                upper - 0.1,
+                upper,
+                upper + 0.1,
+                math.nextafter(upper, math.inf),
+                round(upper + half, 4),
+                round(upper + half * 0.8, 4),
+            ):
                 out.append(rec(**{field: value}))
                 out.append(rec(**{field: value, "glasgow": 14}))
                 out.append({k: v for k, v in rec(**{field: value}).items() if k != "glasgow"})
