@@ -63,9 +63,9 @@ def is_memory(engine: Engine) -> bool:
 
 
 class JSONText:
-    """A JSON column's value already serialised as `dumps_json` would serialise it: the audit
-    INSERT stores ``text`` as is (a batch's response bodies are serialised once, for the
-    response and for the audit)."""
+    """A JSON column's value already serialised as `dumps_json` would serialise it: stored as
+    ``text`` as is (a prediction's response body is serialised once, for the response and for
+    the audit)."""
 
     __slots__ = ("text",)
 
@@ -78,6 +78,8 @@ def dumps_json(value: Any) -> str:
     `json.dumps` for what orjson refuses (non-str keys, unknown types). The only JSON columns are
     the audit's inputs (validated finite numbers) and outputs, so orjson's NaN -> null never
     applies; the stored text is compact but parses to the same values."""
+    if value.__class__ is JSONText:
+        return str(value.text)
     try:
         return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
     except TypeError:

@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.store.prediction_insert import compiled_insert
 from app.store.tables import (
     VERDICTS,
     FeedbackRow,
@@ -37,28 +38,53 @@ META_COLUMNS = ("prediction_id", "feedback_id", "verdict", "feedback_created_at"
 
 
 def save_predictions(session: Session, records: Sequence[dict[str, Any]]) -> int:
-    """Insert audit rows in one executemany and commit.
-
-    The INSERT is compiled once per dialect and run through `Connection.exec_driver_sql` with
-    each row's values bound by the columns' own bind processors (UTC time, JSON via the engine's
-    `dumps_json`): the stored values are what the ORM would store, without its per-row
-    bookkeeping (1,000 rows: CPU and comparison in bench/audit_bench.py).
+    """Insert audit rows in one executemany (SQLAlchemy's bulk INSERT) and commit.
 
     Args:
         records: dicts keyed by `PredictionRow` column names (``id`` and ``created_at`` are
             filled in when absent or None; unknown keys are ignored; a missing column is NULL).
+            The caller's dicts are left alone.
 
     Returns:
-        The number of rows given (a row whose id is already stored is skipped: a retried
-        write stores each row once).
+        The number of rows given (a row whose id is already stored is skipped, on SQLite and
+        PostgreSQL: a retried write stores each row once).
     """
     if not records:
         return 0
-    conn = session.connection()
-    compiled = compiled_insert(conn.dialect)
-    conn.exec_driver_sql(compiled.sql, compiled.parameters(records))
+    statement = _insert_skipping_stored(session.get_bind().dialect.name)
+    for rows in _by_columns(records).values():  # one group: the audit's rows share their keys
+        session.execute(statement, rows)
     session.commit()
     return len(records)
+
+
+_COLUMNS = frozenset(PredictionRow.__table__.columns.keys())
+_DEFAULTED = ("id", "created_at")  # None: the column's default (a new id, now)
+
+
+def _by_columns(records: Sequence[dict[str, Any]]) -> dict[frozenset[str], list[dict[str, Any]]]:
+    """New row dicts grouped by the columns they give: one executemany binds the same columns
+    in every row, and a column left out is the column's default or NULL, as the ORM's INSERT
+    leaves it."""
+    groups: dict[frozenset[str], list[dict[str, Any]]] = {}
+    for record in records:
+        row = {
+            k: v for k, v in record.items() if k in _COLUMNS and not (v is None and k in _DEFAULTED)
+        }
+        groups.setdefault(frozenset(row), []).append(row)
+    return groups
+
+
+def _insert_skipping_stored(dialect: str) -> Any:
+    """``INSERT INTO predictions``, skipping ids already stored where the dialect can say so: a
+    write retried after its COMMIT went through unconfirmed (the audit writer process died
+    before answering, a connection dropped) must not then fail forever on its own rows (ids are
+    server-made version-7 UUIDs, so an equal id is the same row)."""
+    if dialect == "sqlite":
+        return sqlite_insert(PredictionRow.__table__).on_conflict_do_nothing(index_elements=["id"])
+    if dialect == "postgresql":
+        return pg_insert(PredictionRow.__table__).on_conflict_do_nothing(index_elements=["id"])
+    return insert(PredictionRow.__table__)
 
 
 def get_prediction(session: Session, prediction_id: str) -> PredictionRow | None:
