@@ -31,7 +31,7 @@ class News2Out(BaseModel):
     band: News2Band | None = Field(
         description=(
             "NEWS2 clinical risk band (RCP 2017): `low` (aggregate 0-4), `low-medium` (0-4 with "
-            "a red score of 3 in a single parameter: urgent ward-based review), `medium` (5-6: "
+            "a red score of 3 in a single parameter: urgent ward-based response), `medium` (5-6: "
             "urgent response), `high` (7 or more: emergency response); null if a vital sign "
             "is missing."
         )
