@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.factories import cohort_payloads
 from tests.integration._monitoring import (
     CLINICIAN,
+    AppProcess,
     ModelStore,
     app_env,
     model_store,  # noqa: F401 (fixture)
@@ -60,6 +61,11 @@ def scrape(base: str) -> str:
     return response.text
 
 
+INFO = "healthpredict_model_info"
+REQUESTS = "healthpredict_http_requests_total"
+OK = {"route": "/predict", "method": "POST", "status": "200"}
+
+
 def test_counters_sum_across_two_workers(model_store: ModelStore, tmp_path: Path) -> None:  # noqa: F811
     prom_dir = tmp_path / "prom"
     env = app_env(
@@ -70,68 +76,84 @@ def test_counters_sum_across_two_workers(model_store: ModelStore, tmp_path: Path
         HP_MLFLOW_TIMEOUT_S="60",  # two workers loading at once on a busy machine
     )
     with running_app(env, tmp_path / "app.log", timeout_s=300) as app:
-        info = "healthpredict_model_info"
-
-        def loaded_workers() -> list[int] | None:
-            """The 2 current workers once both serve a model (gunicorn may have replaced one
-            that was slow to start, so the pids are read again each time)."""
-            pids = workers(app.pid)
-            if len(pids) == 2 and all(per_worker(prom_dir, p, info) >= 2 for p in pids):
-                return pids
-            return None
-
-        pids = wait_for(loaded_workers, 300, "2 workers serving a model")
-
+        pids = wait_for_two_loaded_workers(app, prom_dir)
         payloads = cohort_payloads(model_store.data_path, MAX_REQUESTS, seed=9)
-
-        def post(payload: dict) -> int:
-            headers = {**CLINICIAN, "Connection": "close"}  # a new connection: any worker
-            return httpx.post(f"{app.base}/predict", json=payload, headers=headers).status_code
-
-        ok = {"route": "/predict", "method": "POST", "status": "200"}
-        requests = "healthpredict_http_requests_total"
-        # The kernel hands each new connection to whichever worker accepts first, so one busy
-        # round can land on one worker (CI saw it): send rounds until both have served some.
-        sent = 0
-        with ThreadPoolExecutor(max_workers=6) as pool:
-            while sent < MAX_REQUESTS:
-                round_ = payloads[sent : sent + N_REQUESTS]
-                assert list(pool.map(post, round_)) == [200] * len(round_)
-                sent += len(round_)
-                counts = [per_worker(prom_dir, p, requests, **ok) for p in pids]
-                if all(c > 0 for c in counts):
-                    break
+        sent, counts = send_until_both_workers_served(app, prom_dir, pids, payloads)
         assert sum(counts) == sent
         assert all(c > 0 for c in counts), f"one worker served all {sent} requests: {counts}"
 
         for _ in range(6):  # whichever worker answers, the totals are the same
-            text = scrape(app.base)
-            assert sample_sum(text, requests, **ok) == sent
-            assert sample_sum(text, "healthpredict_predictions_total") == sent
-            assert sample_sum(text, "healthpredict_prediction_quality_total") == sent
-            assert (
-                sample_sum(
-                    text, "healthpredict_http_request_duration_seconds_count", route="/predict"
-                )
-                == sent
-            )
-            assert sample_sum(text, "healthpredict_http_requests_in_flight") == 1  # this scrape
-            assert 'pid="' not in text
-            assert sample_sum(text, info, name="healthpredict-diagnosis") == 1
+            assert_totals(scrape(app.base), sent)
 
         # A worker dies: gunicorn replaces it; its counts stay, its live gauges go.
-        victim = pids[0]
-        os.kill(victim, signal.SIGKILL)
-        wait_for(
-            lambda: victim not in workers(app.pid) and len(workers(app.pid)) == 2,
-            60,
-            "gunicorn to replace the killed worker",
-        )
-        wait_for(
-            lambda: not list(prom_dir.glob(f"gauge_live*_{victim}.db")),
-            30,
-            "the dead worker's live gauges to be removed",
-        )
+        kill_and_wait_for_replacement(app, prom_dir, pids[0])
         text = scrape(app.base)
-        assert sample_sum(text, requests, **ok) == sent
+        assert sample_sum(text, REQUESTS, **OK) == sent
         assert sample_sum(text, "healthpredict_http_requests_in_flight") == 1
+
+
+def wait_for_two_loaded_workers(app: AppProcess, prom_dir: Path) -> list[int]:
+    """The pids of the 2 current workers once both serve a model."""
+
+    def loaded_workers() -> list[int] | None:
+        """Gunicorn may have replaced a worker that was slow to start: pids read each time."""
+        pids = workers(app.pid)
+        if len(pids) == 2 and all(per_worker(prom_dir, p, INFO) >= 2 for p in pids):
+            return pids
+        return None
+
+    return list(wait_for(loaded_workers, 300, "2 workers serving a model"))
+
+
+def send_until_both_workers_served(
+    app: AppProcess, prom_dir: Path, pids: list[int], payloads: list[dict]
+) -> tuple[int, list[float]]:
+    """Rounds of `N_REQUESTS` predictions, each on a new connection, until both workers have
+    served some (or `MAX_REQUESTS` were sent); returns how many were sent and each worker's
+    own count of them."""
+
+    def post(payload: dict) -> int:
+        headers = {**CLINICIAN, "Connection": "close"}  # a new connection: any worker
+        return httpx.post(f"{app.base}/predict", json=payload, headers=headers).status_code
+
+    # The kernel hands each new connection to whichever worker accepts first, so one busy
+    # round can land on one worker (CI saw it): send rounds until both have served some.
+    sent = 0
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        while sent < MAX_REQUESTS:
+            round_ = payloads[sent : sent + N_REQUESTS]
+            assert list(pool.map(post, round_)) == [200] * len(round_)
+            sent += len(round_)
+            counts = [per_worker(prom_dir, p, REQUESTS, **OK) for p in pids]
+            if all(c > 0 for c in counts):
+                break
+    return sent, counts
+
+
+def assert_totals(text: str, sent: int) -> None:
+    """One scrape holds the totals of every worker, and no per-worker series."""
+    assert sample_sum(text, REQUESTS, **OK) == sent
+    assert sample_sum(text, "healthpredict_predictions_total") == sent
+    assert sample_sum(text, "healthpredict_prediction_quality_total") == sent
+    assert (
+        sample_sum(text, "healthpredict_http_request_duration_seconds_count", route="/predict")
+        == sent
+    )
+    assert sample_sum(text, "healthpredict_http_requests_in_flight") == 1  # this scrape
+    assert 'pid="' not in text
+    assert sample_sum(text, INFO, name="healthpredict-diagnosis") == 1
+
+
+def kill_and_wait_for_replacement(app: AppProcess, prom_dir: Path, victim: int) -> None:
+    """SIGKILL one worker; wait until gunicorn replaced it and its live gauges are gone."""
+    os.kill(victim, signal.SIGKILL)
+    wait_for(
+        lambda: victim not in workers(app.pid) and len(workers(app.pid)) == 2,
+        60,
+        "gunicorn to replace the killed worker",
+    )
+    wait_for(
+        lambda: not list(prom_dir.glob(f"gauge_live*_{victim}.db")),
+        30,
+        "the dead worker's live gauges to be removed",
+    )

@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import subprocess
 import sys
-import time
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,105 +24,46 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from app.settings import DEFAULT_ADMIN_KEY, PROJECT_ROOT
+from app.settings import DEFAULT_ADMIN_KEY, PROJECT_ROOT, Settings
 from app.store import db, repository
-from retrain import promote
-from retrain.challenger import fit_challenger
 from retrain.job import RetrainConfig, run_retrain
 from tests.api.conftest import ADMIN, CLINICIAN, make_settings
 from tests.api.test_feedback_concurrency import running
 from tests.factories import _payload
+from tests.integration._promotion import (
+    NAMES,
+    aliased,
+    random_feedback,
+    register_champion,
+    wait_for_job,
+    write_cohort,
+)
 from train_pipeline import register
-from train_pipeline.bundle_meta import BundleMeta
 from train_pipeline.contract import ED_COHORT
 from train_pipeline.data.generate import generate_cohort
 from train_pipeline.data.load import load_task_data
-from train_pipeline.fitting import FitOptions
-from train_pipeline.models.pipeline import DEFAULT_PARAMS
-from train_pipeline.train import clean_frame, train
+from train_pipeline.train import TrainResult, train
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-NAMES = {"diagnosis": "healthpredict-diagnosis", "treatment": "healthpredict-treatment"}
-TINY = {"iterations": 20, "thread_count": 1}
+
+@dataclass(frozen=True)
+class SystematicError:
+    """A champion that never learned pneumonia, and the data to correct it."""
+
+    train_csv: Path
+    holdout_csv: Path
+    pool: pd.DataFrame
+    """True pneumonias the clinicians correct."""
+    uri: str
+    home: Path
+    first_version: str
+    first_run: str
 
 
-def write_cohort(path: Path, rows: int, seed: int) -> pd.DataFrame:
-    df = generate_cohort(rows, seed)
-    df.to_csv(path, index=False)
-    return df
-
-
-def register_champion(uri: str, home: Path, csv: Path, seed: int = 42) -> None:
-    """A champion fitted on ALL of ``csv`` with the retrain recipe (H2's fitting code), logged,
-    aliased and saved to BentoML like `make train` does."""
-    task = ED_COHORT
-    df = clean_frame(load_task_data(csv, task), task)
-    params = {**DEFAULT_PARAMS["catboost"], **TINY}
-    out = fit_challenger(task, df, df.head(0), FitOptions(seed=seed, params=params), full=False)
-    meta = BundleMeta(
-        task=task.name,
-        contract_fingerprint=task.fingerprint(),
-        run_id="",
-        trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        model_type="catboost",
-        diagnosis_classes=out.diagnosis_classes,
-        treatment_classes=out.treatment_classes,
-        allowed_pairs=out.allowed_pairs,
-    )
-    example = df[list(task.feature_names)].head(3)
-    pipelines = {
-        "diagnosis": (out.diagnosis_pipeline, example),
-        "treatment": (out.treatment_pipeline, example.assign(diagnosis=df["diagnosis"].head(3))),
-    }
-    files = home.parent / "champion-files"
-    files.mkdir(exist_ok=True)
-    run_params = {
-        "seed": seed,
-        "model_type": "catboost",
-        **{f"model_{k}": v for k, v in params.items()},
-    }
-    bundle, meta = register.log_bundle(
-        uri,
-        "healthpredict",
-        pipelines,
-        meta,
-        NAMES,
-        run_params,
-        {},
-        files,
-        run_name="biased-champion",
-    )
-    promote.promote(
-        RetrainConfig(data_path=csv, tracking_uri=uri, bentoml_home=home),
-        {r: p for r, (p, _) in pipelines.items()},
-        meta,
-        bundle,
-    )
-
-
-def aliased(uri: str) -> tuple[str, str]:
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    versions = [client.get_model_version_by_alias(n, "champion") for n in NAMES.values()]
-    assert versions[0].run_id == versions[1].run_id
-    return str(versions[0].version), versions[0].run_id
-
-
-async def wait_for_job(client: httpx.AsyncClient, url: str, timeout_s: float = 600) -> Any:
-    import asyncio
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        job = (await client.get(url, headers=ADMIN)).json()
-        if job["status"] in ("succeeded", "failed"):
-            return job
-        await asyncio.sleep(1.0)
-    raise AssertionError(f"{url} did not finish within {timeout_s} s")
-
-
-async def test_corrections_of_a_systematic_error_promote_and_the_app_serves_it(
-    tmp_path: Path,
-) -> None:
+@pytest.fixture
+def systematic_error(tmp_path: Path) -> SystematicError:
+    """Every pneumonia of the champion's training data was labelled viral URI."""
     train_csv, holdout_csv, pool_csv = (
         tmp_path / n for n in ("train.csv", "holdout.csv", "pool.csv")
     )
@@ -138,137 +77,126 @@ async def test_corrections_of_a_systematic_error_promote_and_the_app_serves_it(
     uri, home = f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "bentoml"
     register_champion(uri, home, train_csv)
     first_version, first_run = aliased(uri)
+    return SystematicError(train_csv, holdout_csv, pool, uri, home, first_version, first_run)
 
+
+def app_settings(case: SystematicError, root: Path) -> Settings:
+    """The app on the champion's registry, retraining on 100+ corrections at 50 % errors."""
+    return make_settings(
+        root,
+        mlflow_tracking_uri=case.uri,
+        bentoml_home=case.home,
+        mlflow_timeout_s=120.0,
+        training_data_path=case.train_csv,
+        retrain_holdout_path=case.holdout_csv,
+        retrain_min_feedback=100,
+        retrain_error_rate=0.5,
+        retrain_margin=0.02,
+    )
+
+
+async def test_corrections_of_a_systematic_error_promote_and_the_app_serves_it(
+    systematic_error: SystematicError, tmp_path: Path
+) -> None:
+    case = systematic_error
     # Control: no feedback -> the same recipe on the same rows -> the same model: kept.
     config = RetrainConfig(
-        data_path=train_csv,
-        holdout_path=holdout_csv,
-        tracking_uri=uri,
-        bentoml_home=home,
+        data_path=case.train_csv,
+        holdout_path=case.holdout_csv,
+        tracking_uri=case.uri,
+        bentoml_home=case.home,
         threads=1,
     )
     control = run_retrain(config, [])
     assert control.decision == "kept"
     assert control.challenger_scores == control.champion_scores
-    assert aliased(uri) == (first_version, first_run)
+    assert aliased(case.uri) == (case.first_version, case.first_run)
 
-    settings = make_settings(
-        tmp_path,
-        mlflow_tracking_uri=uri,
-        bentoml_home=home,
-        mlflow_timeout_s=120.0,
-        training_data_path=train_csv,
-        retrain_holdout_path=holdout_csv,
-        retrain_min_feedback=100,
-        retrain_error_rate=0.5,
-        retrain_margin=0.02,
-    )
-    async with running(settings) as (_app, client):
+    async with running(app_settings(case, tmp_path)) as (_app, client):
         served = (await client.get("/models", headers=CLINICIAN)).json()
-        assert served["run_id"] == first_run
-        sent = 0
-        for row in pool.to_dict(orient="records"):
-            payload = _payload(row)
-            if payload is None:
-                continue
-            answer = (await client.post("/predict", json=payload, headers=CLINICIAN)).json()
-            if answer["diagnosis"] is None:
-                continue
-            assert answer["diagnosis"]["code"] != "pneumonia"  # it cannot: never learned
-            right_treatment = answer["treatment"]["code"] == row["treatment"]
-            feedback = {
-                "prediction_id": answer["prediction_id"],
-                "clinician_id": "clin-9",
-                "verdict": "wrong_diagnosis" if right_treatment else "both_wrong",
-                "corrected_diagnosis": "pneumonia",
-                "reason": "consolidation on chest X-ray",
-            }
-            if not right_treatment:
-                feedback["corrected_treatment"] = row["treatment"]
-            response = await client.post("/feedback", json=feedback, headers=CLINICIAN)
-            assert response.status_code == 201, response.text
-            sent += 1
+        assert served["run_id"] == case.first_run
+        sent = await send_pneumonia_corrections(client, case.pool)
         assert sent >= 150
         stats = (await client.get("/feedback/stats", headers=CLINICIAN)).json()
         assert stats["retraining_recommended"], stats["recommendation_reason"]
-
-        accepted = await client.post("/retrain", headers=ADMIN)
-        assert accepted.status_code == 202, accepted.text
-        assert accepted.json()["executor"] == "in-process"
-        busy = await client.post("/retrain", headers=ADMIN)
-        assert busy.status_code == 409
-        job = await wait_for_job(client, accepted.json()["status_url"])
-        assert job["status"] == "succeeded", job["error"]
-        assert job["decision"] == "promoted"
+        job = await retrain_through_the_api(client)
         scores = job["scores"]
         key = scores["metric"]
         assert scores["challenger"][key] > scores["champion"][key] + 0.02
         assert scores["n_feedback"] == sent
+        await assert_the_app_serves_the_challenger(client, case, job)
 
-        # The running app reloaded the new champion: no restart.
-        served = (await client.get("/models", headers=CLINICIAN)).json()
-        assert served["run_id"] == job["challenger_run_id"]
-        new_version, new_run = aliased(uri)
-        assert (
-            new_run == job["challenger_run_id"] and new_version == scores["challenger_versions"][0]
-        )
-        payloads = [p for p in map(_payload, pool.to_dict(orient="records")) if p][:40]
-        answers = [
-            (await client.post("/predict", json=p, headers=CLINICIAN)).json() for p in payloads
-        ]
-        assert {a["model"]["diagnosis_version"] for a in answers} == {new_version}
-        said_pneumonia = sum(
-            a["diagnosis"] and a["diagnosis"]["code"] == "pneumonia" for a in answers
-        )
-        assert said_pneumonia >= len(answers) // 2
+    assert_promotion_recorded(case, job, key)
 
-    client_ml = MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+async def send_pneumonia_corrections(client: httpx.AsyncClient, pool: pd.DataFrame) -> int:
+    """Predict each pneumonia of `pool` and correct it as a clinician; how many were sent."""
+    sent = 0
+    for row in pool.to_dict(orient="records"):
+        payload = _payload(row)
+        if payload is None:
+            continue
+        answer = (await client.post("/predict", json=payload, headers=CLINICIAN)).json()
+        if answer["diagnosis"] is None:
+            continue
+        assert answer["diagnosis"]["code"] != "pneumonia"  # it cannot: never learned
+        right_treatment = answer["treatment"]["code"] == row["treatment"]
+        feedback = {
+            "prediction_id": answer["prediction_id"],
+            "clinician_id": "clin-9",
+            "verdict": "wrong_diagnosis" if right_treatment else "both_wrong",
+            "corrected_diagnosis": "pneumonia",
+            "reason": "consolidation on chest X-ray",
+        }
+        if not right_treatment:
+            feedback["corrected_treatment"] = row["treatment"]
+        response = await client.post("/feedback", json=feedback, headers=CLINICIAN)
+        assert response.status_code == 201, response.text
+        sent += 1
+    return sent
+
+
+async def retrain_through_the_api(client: httpx.AsyncClient) -> Any:
+    """POST /retrain (in-process; a second one is refused while it runs) until it promoted."""
+    accepted = await client.post("/retrain", headers=ADMIN)
+    assert accepted.status_code == 202, accepted.text
+    assert accepted.json()["executor"] == "in-process"
+    busy = await client.post("/retrain", headers=ADMIN)
+    assert busy.status_code == 409
+    job = await wait_for_job(client, accepted.json()["status_url"])
+    assert job["status"] == "succeeded", job["error"]
+    assert job["decision"] == "promoted"
+    return job
+
+
+async def assert_the_app_serves_the_challenger(
+    client: httpx.AsyncClient, case: SystematicError, job: Any
+) -> None:
+    """The running app reloaded the new champion (no restart) and it now says pneumonia."""
+    scores = job["scores"]
+    served = (await client.get("/models", headers=CLINICIAN)).json()
+    assert served["run_id"] == job["challenger_run_id"]
+    new_version, new_run = aliased(case.uri)
+    assert new_run == job["challenger_run_id"] and new_version == scores["challenger_versions"][0]
+    payloads = [p for p in map(_payload, case.pool.to_dict(orient="records")) if p][:40]
+    answers = [(await client.post("/predict", json=p, headers=CLINICIAN)).json() for p in payloads]
+    assert {a["model"]["diagnosis_version"] for a in answers} == {new_version}
+    said_pneumonia = sum(a["diagnosis"] and a["diagnosis"]["code"] == "pneumonia" for a in answers)
+    assert said_pneumonia >= len(answers) // 2
+
+
+def assert_promotion_recorded(case: SystematicError, job: Any, key: str) -> None:
+    """The challenger's MLflow run carries the decision and both scores; BentoML has it."""
+    client_ml = MlflowClient(tracking_uri=case.uri, registry_uri=case.uri)
     run = client_ml.get_run(job["challenger_run_id"])
     assert run.data.tags["retrain.decision"] == "promoted"
     assert run.data.tags["retrain.job_id"] == job["id"]
     assert {f"champion_{key}", f"challenger_{key}"} <= set(run.data.metrics)
-    register.configure_bentoml_home(home)
+    register.configure_bentoml_home(case.home)
     import bentoml
 
     saved = bentoml.models.get(f"{NAMES['diagnosis']}:latest")
     assert saved.info.labels["mlflow_run_id"] == job["challenger_run_id"]
-
-
-def random_feedback(store_url: str, source: pd.DataFrame, n: int, seed: int) -> int:
-    """``n`` audit rows of cohort patients, each with a randomly 'corrected' label."""
-    rng = random.Random(seed)
-    diagnoses = list(ED_COHORT.diagnosis.codes)
-    treatments = list(ED_COHORT.treatment.codes)  # type: ignore[union-attr]
-    engine = db.make_engine(store_url)
-    written = 0
-    with db.make_sessionmaker(engine)() as session:
-        for row in source.to_dict(orient="records"):
-            if written == n:
-                break
-            inputs = _payload(row)
-            if inputs is None:
-                continue
-            pid = f"p{written}"
-            record = {
-                "id": pid,
-                "inputs": inputs,
-                "outputs": {},
-                "quality": "high",
-                "diagnosis_code": row["diagnosis"],
-                "treatment_code": row["treatment"],
-            }
-            repository.save_predictions(session, [record])
-            repository.add_feedback(
-                session,
-                prediction_id=pid,
-                verdict="both_wrong",
-                clinician_id="clin-x",
-                corrected_diagnosis=rng.choice(diagnoses),
-                corrected_treatment=rng.choice(treatments),
-            )
-            written += 1
-    engine.dispose()
-    return written
 
 
 def test_noisy_corrections_keep_the_champion_via_the_cli(tmp_path: Path) -> None:
@@ -291,6 +219,19 @@ def test_noisy_corrections_keep_the_champion_via_the_cli(tmp_path: Path) -> None
     store = f"sqlite:///{tmp_path / 'store.db'}"
     db.upgrade(store)
     n = random_feedback(store, generate_cohort(600, 22), 350, seed=5)
+    result = retrain_via_the_cli(store, uri, home, data)
+    assert result["decision"] == "kept"
+    assert result["n_feedback"] == n
+    key = result["metric"]
+    # Scored on the held-out set `make train` used: the champion's logged score, exactly.
+    assert result["champion"][key] == pytest.approx(champion.metrics[key], abs=1e-12)
+    assert result["challenger"][key] < result["champion"][key]
+    assert aliased(uri) == (champion.diagnosis_version, champion.run_id)
+    assert_kept_decision_recorded(uri, store, result, champion)
+
+
+def retrain_via_the_cli(store: str, uri: str, home: Path, data: Path) -> Any:
+    """`python -m retrain --json` on these stores; its JSON result (it must exit 0)."""
     env = os.environ | {
         "HP_ENVIRONMENT": "test",
         "HP_DATABASE_URL": store,
@@ -309,14 +250,12 @@ def test_noisy_corrections_keep_the_champion_via_the_cli(tmp_path: Path) -> None
         timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert result["decision"] == "kept"
-    assert result["n_feedback"] == n
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def assert_kept_decision_recorded(uri: str, store: str, result: Any, champion: TrainResult) -> None:
+    """One challenger run with both scores and the champion's run id; the job row in the store."""
     key = result["metric"]
-    # Scored on the held-out set `make train` used: the champion's logged score, exactly.
-    assert result["champion"][key] == pytest.approx(champion.metrics[key], abs=1e-12)
-    assert result["challenger"][key] < result["champion"][key]
-    assert aliased(uri) == (champion.diagnosis_version, champion.run_id)
     run = MlflowClient(tracking_uri=uri).get_run(result["champion_run_id"])
     assert run.info.run_id == champion.run_id
     challenger_runs = MlflowClient(tracking_uri=uri).search_runs(
