@@ -146,7 +146,7 @@ def train(
         data_path: CSV to train on (default task: the generated cohort; others: the config's).
         task: ``ed_cohort`` or a task config name / YAML path.
         n_rows: use only the first `n_rows` rows (tests, quick runs).
-        iterations: boosting rounds (default 300); CV uses a third of them.
+        iterations: boosting rounds (default 300); CV uses a quarter of them, treatment two thirds.
         threads: booster threads (None: all cores).
         frame: train on this DataFrame instead of reading `data_path` (retraining).
         promote: move `alias` to the new versions and save them to BentoML (False: log and
