@@ -1,8 +1,8 @@
 """Where a pair of pipelines can come from: the MLflow registry (alias) or the BentoML store.
 
-Both loaders are blocking and import their library lazily (startup speed; a local SQLite
-registry is read without MLflow at all, see `mlflow_local`); `loader.py` runs them in a worker
-thread under a deadline. Each returns an unchecked `LoadedPair`; the caller runs
+Both loaders are blocking and import their library lazily (startup speed: the import runs in
+the loading thread, not before the server starts); `loader.py` runs them in a worker thread
+under one deadline for the whole attempt. Each returns an unchecked `LoadedPair`; the caller runs
 `bundle.check_compatible` before serving anything.
 """
 
@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from app.serving.bundle import IncompatibleModelError
-from app.serving.mlflow_local import LocalRegistry, NotApplicable, RegisteredVersion
 from train_pipeline.bundle_meta import BundleMeta
 from train_pipeline.contract import ED_COHORT
 
@@ -75,96 +74,51 @@ def _refuse_foreign_fingerprint(where: str, fingerprint: str | None) -> None:
         )
 
 
-class _MlflowClientRegistry:
-    """The registry through MLflow's own client (any tracking URI; what `LocalRegistry` is
-    checked against)."""
-
-    def __init__(self, tracking_uri: str, tmp: str) -> None:
-        import mlflow
-        from mlflow import MlflowClient
-
-        self._mlflow = mlflow
-        self._uri = tracking_uri
-        self._tmp = tmp
-        self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-
-    def version_by_alias(self, name: str, alias: str) -> RegisteredVersion:
-        found = self._client.get_model_version_by_alias(name, alias)
-        return RegisteredVersion(str(found.version), str(found.run_id), dict(found.tags))
-
-    def run_artifact(self, run_id: str, artifact_path: str) -> Path:
-        return Path(
-            self._mlflow.artifacts.download_artifacts(
-                run_id=run_id,
-                artifact_path=artifact_path,
-                dst_path=self._tmp,
-                tracking_uri=self._uri,
-            )
-        )
-
-    def load_sklearn(self, name: str, version: str) -> Any:
-        # The version's own artifact location: `models:/` URIs would resolve against the
-        # process-wide registry URI, not ours.
-        location = self._client.get_model_version_download_uri(name, version)
-        local = self._mlflow.artifacts.download_artifacts(
-            artifact_uri=location, dst_path=f"{self._tmp}/{name}", tracking_uri=self._uri
-        )
-        return self._mlflow.sklearn.load_model(local)
-
-
 def load_mlflow(
     tracking_uri: str, diagnosis_name: str, treatment_name: str, alias: str
 ) -> LoadedPair:
-    """Both ``models:/<name>@<alias>`` versions, which must come from one run.
+    """Both ``models:/<name>@<alias>`` versions, which must come from one run, through MLflow's
+    own client (any tracking URI: a SQLite store, a tracking server).
 
-    A local SQLite registry is read without importing MLflow (`mlflow_local.LocalRegistry`,
-    ~1.9 s less to ready); whatever that reader does not handle exactly as MLflow does goes
-    through the MLflow client, from the start.
-    """
-    try:
-        with LocalRegistry(tracking_uri) as local:
-            return _load_pair(local, diagnosis_name, treatment_name, alias)
-    except NotApplicable as exc:
-        logger.info("reading the MLflow registry with the MLflow client: %s", exc)
-    with tempfile.TemporaryDirectory(prefix="hp-mlflow-") as tmp:
-        return _load_pair(
-            _MlflowClientRegistry(tracking_uri, tmp), diagnosis_name, treatment_name, alias
-        )
-
-
-def _load_pair(
-    registry: LocalRegistry | _MlflowClientRegistry,
-    diagnosis_name: str,
-    treatment_name: str,
-    alias: str,
-) -> LoadedPair:
-    """The versions are resolved once and then loaded by number, so an alias moved mid-load
+    The versions are resolved once and then loaded by number, so an alias moved mid-load
     cannot mix two runs. Fingerprints (version tags, then ``bundle_meta.json``) are checked
-    before any model is unpickled."""
-    dv = registry.version_by_alias(diagnosis_name, alias)
-    tv = registry.version_by_alias(treatment_name, alias)
+    before any model is unpickled. Every call names ``tracking_uri``: ``models:/`` URIs would
+    otherwise resolve against the process-wide registry URI.
+    """
+    import mlflow
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    dv = client.get_model_version_by_alias(diagnosis_name, alias)
+    tv = client.get_model_version_by_alias(treatment_name, alias)
     if dv.run_id != tv.run_id:
         raise IncompatibleModelError(
             f"{alias} versions come from different runs ({dv.run_id} vs {tv.run_id})"
         )
     for name, version in ((diagnosis_name, dv), (treatment_name, tv)):
         _refuse_foreign_fingerprint(f"{name} v{version.version}", version.tags.get(FINGERPRINT_TAG))
-    meta_path = registry.run_artifact(dv.run_id, BUNDLE_META_ARTIFACT)
-    meta = BundleMeta.from_json(meta_path.read_text())
-    _refuse_foreign_fingerprint(BUNDLE_META_ARTIFACT, meta.contract_fingerprint)
-    pipelines = [
-        registry.load_sklearn(name, version.version)
-        for name, version in ((diagnosis_name, dv), (treatment_name, tv))
-    ]
+    uris = {"tracking_uri": tracking_uri, "registry_uri": tracking_uri}
+    with tempfile.TemporaryDirectory(prefix="hp-mlflow-") as tmp:
+        meta_path = mlflow.artifacts.download_artifacts(
+            run_id=dv.run_id, artifact_path=BUNDLE_META_ARTIFACT, dst_path=tmp, **uris
+        )
+        meta = BundleMeta.from_json(Path(meta_path).read_text())
+        _refuse_foreign_fingerprint(BUNDLE_META_ARTIFACT, meta.contract_fingerprint)
+        pipelines = []
+        for name, version in ((diagnosis_name, dv), (treatment_name, tv)):
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{name}/{version.version}", dst_path=f"{tmp}/{name}", **uris
+            )
+            pipelines.append(mlflow.sklearn.load_model(local))
     return LoadedPair(
         pipelines[0],
         pipelines[1],
         meta,
         "mlflow",
-        dv.version,
-        tv.version,
-        dv.run_id,
-        tv.run_id,
+        str(dv.version),
+        str(tv.version),
+        str(dv.run_id),
+        str(tv.run_id),
     )
 
 
