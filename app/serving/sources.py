@@ -82,8 +82,8 @@ def load_mlflow(
 
     The versions are resolved once and then loaded by number, so an alias moved mid-load
     cannot mix two runs. Fingerprints (version tags, then ``bundle_meta.json``) are checked
-    before any model is unpickled. Every call names ``tracking_uri``: ``models:/`` URIs would
-    otherwise resolve against the process-wide registry URI.
+    before any model is unpickled. Every call names ``tracking_uri``; nothing reads the
+    process-wide one (`mlflow.set_tracking_uri`, ``MLFLOW_TRACKING_URI``).
     """
     import mlflow
     from mlflow import MlflowClient
@@ -106,8 +106,11 @@ def load_mlflow(
         _refuse_foreign_fingerprint(BUNDLE_META_ARTIFACT, meta.contract_fingerprint)
         pipelines = []
         for name, version in ((diagnosis_name, dv), (treatment_name, tv)):
+            # The version's own artifact location: a `models:/` URI is resolved against the
+            # process-wide registry URI whatever `registry_uri` says (MLflow 3.17).
+            location = client.get_model_version_download_uri(name, version.version)
             local = mlflow.artifacts.download_artifacts(
-                artifact_uri=f"models:/{name}/{version.version}", dst_path=f"{tmp}/{name}", **uris
+                artifact_uri=location, dst_path=f"{tmp}/{name}", **uris
             )
             pipelines.append(mlflow.sklearn.load_model(local))
     return LoadedPair(

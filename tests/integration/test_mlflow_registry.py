@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,14 +54,30 @@ def test_loads_the_champion_pair_the_bentoml_store_also_holds(trained_store: Any
     assert answers[0] == answers[1]  # the model block differs: it names the source
 
 
-def test_the_given_tracking_uri_wins_over_the_process_wide_one(
-    trained_store: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def process_wide_uri_elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """MLflow's process-wide tracking and registry URIs pointed at another, empty store."""
+    import mlflow
+
     elsewhere = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    saved = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", elsewhere)
     monkeypatch.setenv("MLFLOW_REGISTRY_URI", elsewhere)
+    mlflow.set_tracking_uri(elsewhere)  # what `train(...)` of the session fixture left set
+    mlflow.set_registry_uri(elsewhere)
+    try:
+        yield elsewhere
+    finally:
+        mlflow.set_tracking_uri(saved[0])
+        mlflow.set_registry_uri(saved[1])
+
+
+def test_the_given_tracking_uri_wins_over_the_process_wide_one(
+    trained_store: Any, process_wide_uri_elsewhere: str
+) -> None:
     pair = load_mlflow(trained_store.tracking_uri, DIAG, TREAT, ALIAS)
     assert pair.diagnosis_run_id == trained_store.run_id
+    assert pair.diagnosis_pipeline.classes_ is not None
 
 
 def test_lookup_errors_are_mlflows(trained_store: Any, tmp_path: Path) -> None:
