@@ -7,6 +7,9 @@ values to mmap files in that directory and `GET /metrics` merges them with `Mult
 so counters sum across workers whichever worker answers the scrape. Gauges declare how they merge
 (`livesum`, `livemax`, `mostrecent`); `Info` metrics do not work in that mode, hence the
 `healthpredict_model_info` gauge set to 1.
+
+A leaf of the service (prometheus-client only), so serving, audit and feedback code import it
+freely; the FastAPI wiring (middleware, `GET /metrics`, drift refresher) is in `wiring`.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from time import perf_counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -51,6 +54,7 @@ STAGE_BUCKETS = (
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
 )  # fmt: skip
 LOAD_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
+GaugeMode = Literal["livesum", "livemax", "mostrecent"]  # how a gauge merges over workers
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,7 @@ class Metrics:
     predictions: Counter
     prediction_quality: Counter
     stage_duration: Histogram
+    fast_path_disabled: Counter
     model_info: Gauge
     model_load_duration: Histogram
     model_fallbacks: Counter
@@ -73,88 +78,146 @@ class Metrics:
     drifted_features: Gauge
 
 
-def _build(registry: CollectorRegistry) -> Metrics:
-    def counter(name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
-        return Counter(name, doc, labels, registry=registry)
+def _counter(
+    registry: CollectorRegistry, name: str, doc: str, labels: tuple[str, ...] = ()
+) -> Counter:
+    return Counter(name, doc, labels, registry=registry)
 
-    return Metrics(
-        registry=registry,
-        http_requests=counter(
+
+def _gauge(
+    registry: CollectorRegistry,
+    name: str,
+    doc: str,
+    mode: GaugeMode,
+    labels: tuple[str, ...] = (),
+) -> Gauge:
+    return Gauge(name, doc, labels, registry=registry, multiprocess_mode=mode)
+
+
+def _histogram(
+    registry: CollectorRegistry,
+    name: str,
+    doc: str,
+    labels: tuple[str, ...],
+    buckets: tuple[float, ...],
+) -> Histogram:
+    return Histogram(name, doc, labels, registry=registry, buckets=buckets)
+
+
+def _http_metrics(registry: CollectorRegistry) -> dict[str, Any]:
+    return {
+        "http_requests": _counter(
+            registry,
             "healthpredict_http_requests_total",
             "HTTP requests by method, route template and status code.",
             ("method", "route", "status"),
         ),
-        http_duration=Histogram(
+        "http_duration": _histogram(
+            registry,
             "healthpredict_http_request_duration_seconds",
             "HTTP request latency by method and route template.",
             ("method", "route"),
-            registry=registry,
-            buckets=LATENCY_BUCKETS,
+            LATENCY_BUCKETS,
         ),
-        http_in_flight=Gauge(
+        "http_in_flight": _gauge(
+            registry,
             "healthpredict_http_requests_in_flight",
             "HTTP requests being served.",
-            registry=registry,
-            multiprocess_mode="livesum",
+            "livesum",
         ),
-        predictions=counter(
+    }
+
+
+def _prediction_metrics(registry: CollectorRegistry) -> dict[str, Any]:
+    return {
+        "predictions": _counter(
+            registry,
             "healthpredict_predictions_total",
             "Predictions by diagnosis model version, diagnosis and treatment code "
             "('none' when the service abstained).",
             ("model_version", "diagnosis", "treatment"),
         ),
-        prediction_quality=counter(
+        "prediction_quality": _counter(
+            registry,
             "healthpredict_prediction_quality_total",
             "Predictions by input quality tier (high, medium, low, insufficient).",
             ("quality",),
         ),
-        stage_duration=Histogram(
+        "stage_duration": _histogram(
+            registry,
             "healthpredict_stage_duration_seconds",
             "Time spent in one serving stage (validate, predict, explain, audit...).",
             ("stage",),
-            registry=registry,
-            buckets=STAGE_BUCKETS,
+            STAGE_BUCKETS,
         ),
-        model_info=Gauge(
+        "fast_path_disabled": _counter(
+            registry,
+            "healthpredict_fast_path_disabled_total",
+            "Times a fast serving path was turned off (the general path answers instead), by path.",
+            ("path",),
+        ),
+    }
+
+
+def _model_metrics(registry: CollectorRegistry) -> dict[str, Any]:
+    return {
+        "model_info": _gauge(
+            registry,
             "healthpredict_model_info",
             "1 for the model version and source each worker serves (0 for replaced ones).",
+            "livemax",
             ("name", "version", "source"),
-            registry=registry,
-            multiprocess_mode="livemax",
         ),
-        model_load_duration=Histogram(
+        "model_load_duration": _histogram(
+            registry,
             "healthpredict_model_load_duration_seconds",
             "Time to load both pipelines, by source (mlflow, bentoml).",
             ("source",),
-            registry=registry,
-            buckets=LOAD_BUCKETS,
+            LOAD_BUCKETS,
         ),
-        model_fallbacks=counter(
+        "model_fallbacks": _counter(
+            registry,
             "healthpredict_model_fallbacks_total",
             "Times a model source was given up for the next one, by reason.",
             ("reason",),
         ),
-        feedback=counter(
-            "healthpredict_feedback_total", "Clinician feedback by verdict.", ("verdict",)
+    }
+
+
+def _feedback_metrics(registry: CollectorRegistry) -> dict[str, Any]:
+    """Feedback, the audit queue and drift: what the store and the monitor report."""
+    return {
+        "feedback": _counter(
+            registry, "healthpredict_feedback_total", "Clinician feedback by verdict.", ("verdict",)
         ),
-        audit_queue_depth=Gauge(
+        "audit_queue_depth": _gauge(
+            registry,
             "healthpredict_audit_queue_depth",
             "Prediction audit records waiting to be written (summed over workers).",
-            registry=registry,
-            multiprocess_mode="livesum",
+            "livesum",
         ),
-        drift_share=Gauge(
+        "drift_share": _gauge(
+            registry,
             "healthpredict_drift_share",
             "Share of features drifted between the live window and the training reference.",
-            registry=registry,
-            multiprocess_mode="mostrecent",
+            "mostrecent",
         ),
-        drifted_features=Gauge(
+        "drifted_features": _gauge(
+            registry,
             "healthpredict_drifted_features",
             "Number of drifted features in the latest drift report.",
-            registry=registry,
-            multiprocess_mode="mostrecent",
+            "mostrecent",
         ),
+    }
+
+
+def _build(registry: CollectorRegistry) -> Metrics:
+    return Metrics(
+        registry=registry,
+        **_http_metrics(registry),
+        **_prediction_metrics(registry),
+        **_model_metrics(registry),
+        **_feedback_metrics(registry),
     )
 
 
@@ -292,6 +355,11 @@ def count_fallback(reason: str) -> None:
     _metrics.model_fallbacks.labels(reason).inc()
 
 
+def fast_path_disabled(path: str) -> None:
+    """Count one switch-off of the fast serving path ``path`` (a short fixed name)."""
+    child(_metrics.fast_path_disabled, path).inc()
+
+
 def count_feedback(verdict: str) -> None:
     """Count one feedback record by verdict."""
     _metrics.feedback.labels(verdict).inc()
@@ -308,40 +376,15 @@ def set_drift(share: float, n_drifted: int) -> None:
     _metrics.drifted_features.set(n_drifted)
 
 
-# --- FastAPI wiring ---------------------------------------------------------------------------
+# --- transitional ---------------------------------------------------------------------------
 
 
 def install(app: FastAPI, settings: Settings) -> None:
-    """Add the metrics middleware, the `GET /metrics` route and the drift refresher to ``app``.
-
-    The route requires an API key (any role) only when ``settings.metrics_protected``.
+    """Transitional alias of `wiring.install` with `require_role("clinician")` as the auth, until
+    `app.main` calls `wiring.install` itself; the two imports below are the only ones from this
+    module upwards (listed in ``[tool.importlinter]`` ignore_imports, to go with this function).
     """
-    from fastapi import Depends, params
-    from fastapi.responses import Response
+    from app.deps import require_role  # transitional: see the docstring
+    from app.monitoring import wiring  # transitional: see the docstring
 
-    from app.monitoring.middleware import PrometheusMiddleware
-    from app.monitoring.monitor import install_drift
-
-    app.add_middleware(PrometheusMiddleware)
-    install_drift(app)
-    dependencies: list[params.Depends] = []
-    if settings.metrics_protected:
-        from app.deps import require_role
-
-        dep = require_role("clinician")
-        dependencies.append(dep if isinstance(dep, params.Depends) else Depends(dep))
-
-    def read_metrics() -> Response:
-        """Prometheus text exposition of the service's metrics."""
-        body, content_type = render()
-        return Response(content=body, media_type=content_type)
-
-    app.add_api_route(
-        "/metrics",
-        read_metrics,
-        methods=["GET"],
-        include_in_schema=False,
-        dependencies=dependencies,
-        name="read_metrics",
-    )
-    app.state.metrics = current()
+    wiring.install(app, settings, auth=require_role("clinician"))

@@ -1,6 +1,6 @@
 """Keeps the latest drift report cached and refreshes it off the request path.
 
-`install_drift(app)` (called by `metrics.install`) runs `start_drift` / `stop_drift` in the
+`install_drift(app)` (called by `wiring.install`) runs `start_drift` / `stop_drift` in the
 app's lifespan; `GET /monitoring/drift` calls `get_monitor(app).latest_or_compute()`. This process
 only reads the window (a thread, for the database) and hashes it; the Evidently run (seconds of
 CPU) happens in a child process (`DriftWorker`), and only when the window or the served model
@@ -26,6 +26,7 @@ from app.monitoring import metrics
 from app.monitoring.drift import DriftResult
 from app.monitoring.drift_worker import DriftWorker, ReferenceSource
 from app.settings import Settings
+from app.store.repository import recent_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -75,8 +76,6 @@ class DriftMonitor:
         return path, bundle.run_id
 
     def _window(self) -> list[dict[str, Any]]:
-        from app.store.repository import recent_inputs
-
         with self.sessionmaker() as session:
             return recent_inputs(session, self.settings.drift_window_size)
 

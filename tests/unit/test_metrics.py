@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.monitoring import metrics
+from app.deps import require_role
+from app.errors import install_error_handlers
+from app.monitoring import metrics, wiring
+from app.security.api_keys import ApiKeyStore
+from app.security.rate_limit import TokenBucketLimiter
 from app.settings import Settings
 
 
@@ -30,7 +38,7 @@ def _toy_app(settings: Settings | None = None) -> FastAPI:
     def boom() -> None:
         raise RuntimeError("kaboom")
 
-    metrics.install(app, settings or Settings(metrics_protected=False))
+    wiring.install(app, settings or Settings(metrics_protected=False))
     return app
 
 
@@ -120,6 +128,8 @@ def test_recording_helpers_export_expected_series() -> None:
     metrics.observe_stage("predict", 0.002)
     metrics.observe_model_load("mlflow", 1.5)
     metrics.count_fallback("mlflow_timeout")
+    metrics.fast_path_disabled("oblivious")
+    metrics.fast_path_disabled("oblivious")
     metrics.count_feedback("correct")
     metrics.set_audit_queue_depth(7)
     metrics.set_drift(0.25, 4)
@@ -150,6 +160,7 @@ def test_recording_helpers_export_expected_series() -> None:
     assert _value(text, "healthpredict_stage_duration_seconds_count", stage="predict") == 1
     assert _value(text, "healthpredict_model_load_duration_seconds_sum", source="mlflow") == 1.5
     assert _value(text, "healthpredict_model_fallbacks_total", reason="mlflow_timeout") == 1
+    assert _value(text, "healthpredict_fast_path_disabled_total", path="oblivious") == 2
     assert _value(text, "healthpredict_feedback_total", verdict="correct") == 1
     assert _value(text, "healthpredict_audit_queue_depth") == 7
     assert _value(text, "healthpredict_drift_share") == 0.25
@@ -176,9 +187,39 @@ def test_time_stage_records_even_when_the_block_raises() -> None:
 
 def test_reset_for_tests_zeroes_counters() -> None:
     metrics.count_feedback("wrong_diagnosis")
+    metrics.fast_path_disabled("oblivious")
     metrics.reset_for_tests()
     text = metrics.render()[0].decode()
     assert _value(text, "healthpredict_feedback_total", verdict="wrong_diagnosis") == 0
+    assert _value(text, "healthpredict_fast_path_disabled_total", path="oblivious") == 0
+
+
+def test_fast_path_disabled_sums_over_worker_processes(tmp_path: Path) -> None:
+    """Multiprocess mode: two processes count, a third one's exposition has the sum."""
+    env = os.environ | {metrics.MULTIPROC_ENV: str(tmp_path)}
+    count = "from app.monitoring import metrics; metrics.fast_path_disabled('oblivious')"
+    for _ in range(2):
+        subprocess.run([sys.executable, "-c", count], env=env, check=True, timeout=120)
+    show = "from app.monitoring import metrics; print(metrics.render()[0].decode())"
+    out = subprocess.run(
+        [sys.executable, "-c", show], env=env, check=True, timeout=120, capture_output=True
+    )
+    text = out.stdout.decode()
+    assert _value(text, "healthpredict_fast_path_disabled_total", path="oblivious") == 2
+
+
+def test_protected_metrics_need_the_auth_dependency() -> None:
+    app = FastAPI()
+    with pytest.raises(ValueError, match="auth dependency"):
+        wiring.install(app, Settings(metrics_protected=True))
+    wiring.install(app, Settings(metrics_protected=True), auth=require_role("clinician"))
+    install_error_handlers(app)
+    app.state.settings = Settings()
+    app.state.api_keys = ApiKeyStore.from_spec("k1:clinician")
+    app.state.rate_limiter = TokenBucketLimiter(60)
+    client = TestClient(app, raise_server_exceptions=False)
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", headers={"X-API-Key": "k1"}).status_code == 200
 
 
 def test_nested_router_prefixes_are_part_of_the_template() -> None:
@@ -194,7 +235,7 @@ def test_nested_router_prefixes_are_part_of_the_template() -> None:
     outer.include_router(inner)
     app = FastAPI()
     app.include_router(outer)
-    metrics.install(app, Settings())
+    wiring.install(app, Settings())
     client = TestClient(app)
     assert client.get("/v1/retrain/abc").status_code == 200
     text = client.get("/metrics").text
