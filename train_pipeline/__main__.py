@@ -1,33 +1,103 @@
 """`python -m train_pipeline data|train`: the training CLI (what `make data` / `make train` run).
 
-Settings are read here, at the edge, and passed to `train(...)` as plain values.
+Options default to the service's ``HP_*`` variables (`CliDefaults`, read here at the edge and
+passed to `train(...)` as plain values), so `make train` registers what `make run` serves.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+if TYPE_CHECKING:
+    from train_pipeline.train import TrainResult
+
 logger = logging.getLogger("train_pipeline")
 console = Console(stderr=True)
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def _parser() -> argparse.ArgumentParser:
+class CliDefaults(BaseSettings):
+    """The ``HP_*`` variables (and ``.env``) training shares with the service, with the same
+    defaults as `app.settings.Settings` (tests/unit/test_train_cli_defaults.py compares them);
+    training reads them itself so it imports nothing from the service."""
+
+    model_config = SettingsConfigDict(env_prefix="HP_", env_file=".env", extra="ignore")
+
+    training_data_path: Path = PROJECT_ROOT / "data" / "clinical_cohort.csv"
+    mlflow_tracking_uri: str = f"sqlite:///{PROJECT_ROOT / 'mlflow.db'}"
+    bentoml_home: Path = PROJECT_ROOT / "bentoml_home"
+    diagnosis_model_name: str = "healthpredict-diagnosis"
+    treatment_model_name: str = "healthpredict-treatment"
+    model_alias: str = "champion"
+
+    @model_validator(mode="after")
+    def _honour_tool_env_vars(self) -> CliDefaults:
+        # MLflow's and BentoML's own variables apply when the HP_ ones are not given.
+        if "mlflow_tracking_uri" not in self.model_fields_set and os.environ.get(
+            "MLFLOW_TRACKING_URI"
+        ):
+            self.mlflow_tracking_uri = os.environ["MLFLOW_TRACKING_URI"]
+        if "bentoml_home" not in self.model_fields_set and os.environ.get("BENTOML_HOME"):
+            self.bentoml_home = Path(os.environ["BENTOML_HOME"])
+        return self
+
+
+def _add_registry_options(t: argparse.ArgumentParser, env: CliDefaults) -> None:
+    """Where the models go and under which names (defaults: the service's settings)."""
+    t.add_argument(
+        "--tracking-uri",
+        default=env.mlflow_tracking_uri,
+        help="MLflow tracking/registry URI (HP_MLFLOW_TRACKING_URI, MLFLOW_TRACKING_URI)",
+    )
+    t.add_argument(
+        "--bentoml-home",
+        type=Path,
+        default=env.bentoml_home,
+        help="BentoML model store (HP_BENTOML_HOME, BENTOML_HOME)",
+    )
+    t.add_argument(
+        "--diagnosis-model-name",
+        default=env.diagnosis_model_name,
+        help="registered diagnosis model name (HP_DIAGNOSIS_MODEL_NAME)",
+    )
+    t.add_argument(
+        "--treatment-model-name",
+        default=env.treatment_model_name,
+        help="registered treatment model name (HP_TREATMENT_MODEL_NAME)",
+    )
+    t.add_argument("--alias", default=env.model_alias, help="alias set (HP_MODEL_ALIAS)")
+
+
+def _parser(env: CliDefaults | None = None) -> argparse.ArgumentParser:
+    env = env or CliDefaults()
     p = argparse.ArgumentParser(prog="python -m train_pipeline", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     d = sub.add_parser("data", help="write the synthetic ED cohort CSV")
     d.add_argument("--rows", type=int, default=None, help="rows (default: the generator's)")
     d.add_argument("--seed", type=int, default=None, help="seed (default: the generator's)")
-    d.add_argument("--out", type=Path, default=None, help="CSV path (default: settings)")
+    d.add_argument(
+        "--out", type=Path, default=env.training_data_path, help="CSV (HP_TRAINING_DATA_PATH)"
+    )
     t = sub.add_parser("train", help="train, log to MLflow, register, save to BentoML")
-    t.add_argument("--data", type=Path, default=None, help="CSV (default: the task's CSV)")
+    t.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="CSV (default: HP_TRAINING_DATA_PATH for ed_cohort, else the task's CSV)",
+    )
+    t.set_defaults(default_data=env.training_data_path)
     group = t.add_mutually_exclusive_group()
     group.add_argument("--task", default="ed_cohort", help="shipped task config name")
     group.add_argument("--config", type=Path, default=None, help="task config YAML path")
@@ -41,45 +111,46 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do nothing when the champion alias already exists (make run)",
     )
+    _add_registry_options(t, env)
     return p
 
 
 def _data(args: argparse.Namespace) -> int:
-    from app.settings import get_settings
-    from train_pipeline.data import generate
+    from train_pipeline.data import generate  # lazy, like the training stack in _train
 
-    out = args.out or get_settings().training_data_path
     kwargs = {k: v for k, v in (("n_rows", args.rows), ("seed", args.seed)) if v is not None}
-    with console.status(f"generating cohort -> {out}"):
-        path = generate.write_cohort(Path(out), **kwargs)
+    with console.status(f"generating cohort -> {args.out}"):
+        path = generate.write_cohort(Path(args.out), **kwargs)
     console.print(f"[green]wrote[/] {path}")
     return 0
 
 
+def _champion_exists(args: argparse.Namespace, task: str) -> bool:
+    """Whether the task's diagnosis model already has the alias (``--skip-if-exists``)."""
+    from train_pipeline import register  # lazy: MLflow/BentoML code, not needed by `data`
+    from train_pipeline.task_config import load_task_config
+
+    name = load_task_config(task).to_contract().name
+    names = register.model_names(name, args.diagnosis_model_name, args.treatment_model_name)
+    if not register.champion_exists(args.tracking_uri, names["diagnosis"], args.alias):
+        return False
+    console.print(
+        f"[green]{names['diagnosis']}@{args.alias} exists in {args.tracking_uri}: "
+        "training skipped[/]"
+    )
+    return True
+
+
 def _train(args: argparse.Namespace) -> int:
-    from app.settings import get_settings
-    from train_pipeline import register
+    # lazy: the training stack (sklearn, boosters, MLflow) takes seconds; `data` needs none of it
     from train_pipeline.train import STAGES, train
 
-    settings = get_settings()
     task = str(args.config) if args.config else args.task
-    uri = settings.mlflow_tracking_uri
-    if args.skip_if_exists:
-        from train_pipeline.task_config import load_task_config
-
-        name = load_task_config(task).to_contract().name
-        names = register.model_names(
-            name, settings.diagnosis_model_name, settings.treatment_model_name
-        )
-        if register.champion_exists(uri, names["diagnosis"], settings.model_alias):
-            console.print(
-                f"[green]{names['diagnosis']}@{settings.model_alias} exists in {uri}: "
-                "training skipped[/]"
-            )
-            return 0
+    if args.skip_if_exists and _champion_exists(args, task):
+        return 0
     data = args.data
     if data is None and task == "ed_cohort":
-        data = settings.training_data_path
+        data = args.default_data
     started = time.perf_counter()
     with Progress(
         SpinnerColumn(),
@@ -101,13 +172,13 @@ def _train(args: argparse.Namespace) -> int:
             task=task,
             model_type=args.model,
             seed=args.seed,
-            tracking_uri=uri,
-            bentoml_home=settings.bentoml_home,
+            tracking_uri=args.tracking_uri,
+            bentoml_home=args.bentoml_home,
             n_rows=args.rows,
             iterations=args.iterations,
             threads=args.threads,
-            model_names=(settings.diagnosis_model_name, settings.treatment_model_name),
-            alias=settings.model_alias,
+            model_names=(args.diagnosis_model_name, args.treatment_model_name),
+            alias=args.alias,
             progress=progress,
         )
         bar.update(job, description="done", completed=len(STAGES))
@@ -115,10 +186,7 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summary(result: object, wall: float) -> None:
-    from train_pipeline.train import TrainResult
-
-    assert isinstance(result, TrainResult)
+def _summary(result: TrainResult, wall: float) -> None:
     m = result.metrics
     table = Table(title=f"HealthPredict training: task {result.task}")
     table.add_column("metric (held-out)")
