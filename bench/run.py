@@ -252,8 +252,9 @@ def servers(
     ]
 
 
-def compared(base: Server, label: str, rev: str, tmp: Path) -> Server:
-    """(a) served from a worktree of ``rev`` (same venv, models, store settings and bodies)."""
+def compared(base: Server, label: str, rev: str, tmp: Path, settings: Settings) -> Server:
+    """(a) served from a worktree of ``rev`` (same venv, models, store settings and bodies:
+    the paths its settings would take inside the worktree are pinned to this checkout's)."""
     tree = tmp / f"worktree-{label}"
     subprocess.run(
         ["git", "worktree", "add", "--detach", "--quiet", str(tree), rev], cwd=ROOT, check=True
@@ -262,7 +263,13 @@ def compared(base: Server, label: str, rev: str, tmp: Path) -> Server:
         f"a:{label}",
         f"HealthPredict POST /predict at {rev} ({label})",
         base.cmd,
-        base.env,
+        {
+            **base.env,
+            "HP_MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+            "HP_BENTOML_HOME": str(settings.bentoml_home),
+            "HP_DATA_DIR": str(settings.data_dir),
+            "HP_TRAINING_DATA_PATH": str(settings.training_data_path),
+        },
         base.ready_path,
         base.path,
         base.bodies,
@@ -324,7 +331,7 @@ def main() -> None:
         if base is None or not rev:
             sys.exit(f"--compare {spec}: needs LABEL=REV and target a or e")
         ports[f"a:{label}"] = free_port()
-        todo.insert(todo.index(base) + 1, compared(base, label, rev, tmp))
+        todo.insert(todo.index(base) + 1, compared(base, label, rev, tmp, settings))
     batch: list[Result] = []
     for server in todo:
         port = ports[server.key]
