@@ -19,7 +19,7 @@ from fastapi.responses import Response
 from app.serving.bundle import class_codes
 from app.serving.predictor import build_columns
 from app.serving.sources import load_mlflow
-from train_pipeline.models.fast import FastPipeline
+from train_pipeline.fast_path.pipeline import FastPipeline
 
 app = FastAPI()
 STATE: dict[str, Any] = {}
@@ -30,7 +30,7 @@ def load(tracking_uri: str, forest: bool = False) -> None:
         tracking_uri, "healthpredict-diagnosis", "healthpredict-treatment", "champion"
     )
     # (d) CatBoost's own predict_proba, the model as any server calls it; (f) --forest: our
-    # NumPy evaluation of the same trees (train_pipeline/models/oblivious.py)
+    # NumPy evaluation of the same trees (train_pipeline/fast_path/forest.py)
     fast = FastPipeline.from_pipeline(pair.diagnosis_pipeline, forest=forest)
     STATE["model"] = fast
     STATE["features"] = tuple(fast.features.features)

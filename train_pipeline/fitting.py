@@ -14,9 +14,9 @@ from sklearn.pipeline import Pipeline
 
 from train_pipeline import evaluate as ev
 from train_pipeline.contract import TaskContract
+from train_pipeline.fast_path.pipeline import FastPipeline
 from train_pipeline.models import baseline, diagnosis, treatment
 from train_pipeline.models.coherence import coherent_choice, learn_allowed_pairs, merge_overrides
-from train_pipeline.models.fast import FastPipeline
 from train_pipeline.models.pipeline import class_weights
 from train_pipeline.models.treatment import DIAGNOSIS_COLUMN
 from train_pipeline.split import class_order, encode_labels

@@ -39,7 +39,9 @@ async def read_readiness(models: ModelsDep) -> FastJSONResponse:
 
 @router.get("", response_model=HealthResponse, summary="Service summary")
 async def read_health(request: Request, models: ModelsDep) -> FastJSONResponse:
-    """Status (`ok` or `degraded`), model source and versions, uptime, loader state."""
+    """Status (`ok` or `degraded`), model source and versions, uptime, loader state, and which
+    fast paths serve the loaded bundle (`false`: verified unusable for it, its plain path
+    serves)."""
     bundle = models.bundle
     info: dict[str, Any] = (
         bundle.info()
@@ -54,5 +56,6 @@ async def read_health(request: Request, models: ModelsDep) -> FastJSONResponse:
             "uptime_s": round(time.monotonic() - request.app.state.started_at, 3),
             "version": APP_VERSION,
             "loader": models.status(),
+            "fast_paths": models.predictor.fast_paths if models.predictor else {},
         }
     )

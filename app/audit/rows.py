@@ -13,7 +13,7 @@ the same text).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -46,7 +46,7 @@ class EncodedRows:
         shared: dict[str, Any],
         ids: Sequence[str],
         codes: Sequence[tuple[str | None, str | None, str]],
-        records: Sequence[dict[str, Any]],
+        records: Sequence[Mapping[str, Any]],
         outputs: Sequence[bytes],
     ) -> EncodedRows:
         """The rows of one batch: ``codes`` are (diagnosis, treatment, quality) per row, and

@@ -91,3 +91,9 @@ class HealthResponse(BaseModel):
     uptime_s: float
     version: str
     loader: dict[str, Any] = Field(description="Loader state, last failure reason, attempts.")
+    fast_paths: dict[str, bool] = Field(
+        default_factory=dict,
+        description="Each fast path (`train_pipeline.fast_path`) and whether it serves the "
+        "loaded bundle; `false` is logged once and counted in "
+        "`healthpredict_fast_path_disabled_total{path}`.",
+    )

@@ -12,7 +12,7 @@ import numpy as np
 from app.errors import ModelLoadError
 from train_pipeline.bundle_meta import BundleMeta
 from train_pipeline.contract import ED_COHORT, TaskContract
-from train_pipeline.models.fast import FastPipeline
+from train_pipeline.fast_path.pipeline import FastPipeline
 
 Source = Literal["mlflow", "bentoml"]
 

@@ -1,9 +1,9 @@
 """SHAP explanations of the predicted diagnosis, in the contract's original field names.
 
-Exact tree SHAP on the model's input matrix (`FastPipeline.transform_matrix`): for CatBoost from
-per-tree tables precomputed once per model (`oblivious_shap`: ~0.3 ms a patient instead of
-~5-10 ms for CatBoost's ``ShapValues``, same values), for XGBoost from ``pred_contribs``. Then
-summed back onto the original fields with the pipeline's column sources
+Exact tree SHAP on the model's input matrix (`FastPipeline.transform_matrix`): for CatBoost
+from per-tree tables precomputed once per model (`train_pipeline.fast_path.tree_shap`: ~0.3 ms a
+patient instead of ~5-10 ms for CatBoost's ``ShapValues``, same values), for XGBoost from
+``pred_contribs``. Then summed back onto the original fields with the pipeline's column sources
 (`FastPipeline.to_original`): the 33 symptom flags add up into ``symptoms``, and a derived
 column of several fields (shock index = heart rate / systolic BP) is split equally between
 them. Contributions are in raw-score units (the log-odds / softmax input of the predicted
@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from app.serving.oblivious_shap import ObliviousTreeShap
 from train_pipeline.contract import ED_COHORT, SYMPTOM_SEPARATOR, TaskContract
-from train_pipeline.models.fast import FastPipeline
+from train_pipeline.fast_path.pipeline import FastPipeline
+from train_pipeline.fast_path.tree_shap import ObliviousTreeShap
 
 logger = logging.getLogger(__name__)
 DEFAULT_TOP_N = 5

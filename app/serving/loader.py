@@ -24,7 +24,7 @@ from app.serving.bundle import ModelBundle, check_compatible
 from app.serving.predictor import Predictor, probe_records
 from app.serving.sources import LoadedPair, limit_mlflow_http, load_bentoml, load_mlflow
 from app.settings import Settings
-from train_pipeline.models.fast import FastPipeline
+from train_pipeline.fast_path.pipeline import FastPipeline
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

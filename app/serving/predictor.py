@@ -1,15 +1,17 @@
 """Canonical patient records -> predictions: diagnosis, coherent treatment, quality, rules.
 
-One fast-path call per model for the whole list (no DataFrame): records are turned into the
-feature matrix (`ClinicalFeatures.transform_records`), the diagnosis model scores every record
-that is not `insufficient`, the treatment model scores them on their *predicted* diagnosis, and
-the bundle's `CoherenceTable` keeps the treatment inside the diagnosis' allowed set.
+One path for one record and for thousands: records become raw columns (`build_columns`), read
+by the quality grading, NEWS2, the warnings and the feature matrix; one fast-path call per model
+(`train_pipeline.fast_path`, no DataFrame) scores every record that is not `insufficient`, the
+treatment model scores them on their *predicted* diagnosis, and the bundle's `CoherenceTable`
+keeps the treatment inside the diagnosis' allowed set.
 
 The `Prediction` it returns is the response body itself (`app.serving.prediction`).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -19,17 +21,15 @@ import numpy as np
 from app.monitoring import metrics
 from app.serving.bundle import ModelBundle, class_codes
 from app.serving.prediction import Prediction, response_body
-from app.serving.quality import assess, assess_many
-from app.serving.reuse import SharedFeatures
-from app.serving.rules import evaluate, news2_many, warnings_many
+from app.serving.quality import assess_many
+from app.serving.rules import news2_many, warnings_many
 from train_pipeline.contract import ED_COHORT, Feature, TaskContract
+from train_pipeline.fast_path.shared_features import SharedFeatures
 from train_pipeline.models.coherence import CoherenceTable
 from train_pipeline.models.treatment import DIAGNOSIS_COLUMN
 
+logger = logging.getLogger(__name__)
 Record = Mapping[str, Any]
-COLUMNS_FROM = 32
-"""From this many records, `predict_many` builds columns once (quality, NEWS2 and features read
-them with NumPy); below it, per-record Python costs less than the NumPy calls."""
 
 
 def build_columns(records: Sequence[Record], features: Sequence[Feature]) -> dict[str, Any]:
@@ -49,13 +49,6 @@ def build_columns(records: Sequence[Record], features: Sequence[Feature]) -> dic
         else:
             cols[name] = [r.get(name) for r in records]
     return cols
-
-
-def _take(column: Any, index: list[int]) -> Any:
-    """The rows ``index`` of one column (an array or a list)."""
-    if isinstance(column, np.ndarray):
-        return column[index]
-    return [column[i] for i in index]
 
 
 def probe_records(task: TaskContract = ED_COHORT) -> list[dict[str, Any]]:
@@ -92,7 +85,11 @@ class Predictor:
         bundle: the loaded pipelines and their metadata.
         top_k: how many diagnoses `DiagnosisResult.top_k` lists.
         task: the contract (labels of the classes).
-        observe: record Prometheus metrics (off for warm-up calls).
+        observe: record Prometheus metrics, and report fast paths that could not be used (off
+            for warm-up calls).
+
+    Attributes:
+        fast_paths: each fast path and whether it serves this bundle (`/health` shows them).
     """
 
     def __init__(
@@ -115,70 +112,58 @@ class Predictor:
         self._treat_labels = {
             c: (treatment.label(c) if treatment else c) for c in self._treat_classes
         }
-        self._allowed = bundle.meta.allowed_pairs
-        self._coherence = CoherenceTable(self._diag_classes, self._treat_classes, self._allowed)
+        self._coherence = CoherenceTable(
+            self._diag_classes, self._treat_classes, bundle.meta.allowed_pairs
+        )
         self._model_info = bundle.info()
-        probe = probe_records(task)
-        probe_cols = build_columns(probe, self._features)
+        probe_cols = build_columns(probe_records(task), self._features)
         self._shared = SharedFeatures.probe(
             bundle.diagnosis, bundle.treatment, self._diag_classes, probe_cols
         )
         self._code_values = (
             None if self._shared is None else self._shared.code_values(self._diag_classes)
         )
-        # records -> matrix without columns, checked against the column path at load (a few
-        # records: row by row; many: in blocks)
-        features = bundle.diagnosis.features
-        self._by_records = all(
-            np.array_equal(
-                features.transform_records(batch),
-                features.transform_columns(build_columns(batch, self._features)),
-                equal_nan=True,
+        self.fast_paths = {
+            "diagnosis_forest": bundle.diagnosis.forest is not None,
+            "treatment_forest": bundle.treatment.forest is not None,
+            "shared_features": self._shared is not None,
+        }
+        if observe:
+            self._report_disabled(bundle)
+
+    def _report_disabled(self, bundle: ModelBundle) -> None:
+        """Log once and count each fast path this bundle cannot use (its plain path serves)."""
+        for path, used in self.fast_paths.items():
+            model = bundle.diagnosis if path.startswith("diagnosis") else bundle.treatment
+            if used or (path.endswith("forest") and model.kind != "catboost"):
+                continue  # (the forest exists for CatBoost models only)
+            logger.warning(
+                "fast path disabled for this bundle; its plain path serves",
+                extra={"path": path, "run_id": bundle.run_id},
             )
-            for batch in (probe, probe * 4)
-        )
+            metrics.fast_path_disabled(path)
 
     def predict_many(self, records: Sequence[Record]) -> list[Prediction]:
         """Predict every record; `insufficient` ones get no model call and None outputs."""
         t0 = time.perf_counter()
-        cols: dict[str, Any] | None = None
-        if len(records) >= COLUMNS_FROM:  # quality, NEWS2 and features from one set of columns
-            cols = build_columns(records, self._features)
-            qualities = assess_many(records, cols)
-        else:
-            qualities = [assess(r) for r in records]
+        cols = build_columns(records, self._features)
+        qualities = assess_many(records, cols)
         scored = [i for i, q in enumerate(qualities) if q.quality != "insufficient"]
         t1 = time.perf_counter()
         diagnoses: list[dict[str, Any] | None] = [None] * len(records)
         treatments: list[dict[str, Any] | None] = [None] * len(records)
         if scored:
-            subset = None if len(scored) == len(records) else scored
-            rows = records if subset is None else [records[i] for i in scored]
-            self._score(rows, scored, diagnoses, treatments, cols, subset)
+            self._score(cols, scored if len(scored) < len(records) else None, diagnoses, treatments)
         t2 = time.perf_counter()
+        news2_results = news2_many(cols)
+        blocks = warnings_many(cols, qualities, news2_results)
         model = self._model_info
-        news2_parts: list[tuple[int | None, str | None]] = []
-        blocks: list[list[dict[str, str]]] = []
-        if cols is not None:  # NEWS2 and warnings from the columns too
-            news2_results = news2_many(cols)
-            news2_parts = [(score, band) for score, band, _ in news2_results]
-            blocks = warnings_many(cols, qualities, news2_results)
-        else:
-            for r, q in zip(records, qualities, strict=True):
-                rules = evaluate(r, q)
-                news2_parts.append((rules.news2_score, rules.news2_band))
-                blocks.append(
-                    [
-                        {"code": w.code, "severity": w.severity, "message": w.message}
-                        for w in rules.warnings
-                    ]
-                )
         out = [
             Prediction.of_body(
                 response_body(d, t, q.quality, q.missing, q.imputed, n2[0], n2[1], w, model)
             )
             for q, d, t, n2, w in zip(
-                qualities, diagnoses, treatments, news2_parts, blocks, strict=True
+                qualities, diagnoses, treatments, news2_results, blocks, strict=True
             )
         ]
         t3 = time.perf_counter()
@@ -187,11 +172,7 @@ class Predictor:
             # One inc(n) per label combination: 1,000 records 7 -> <1 ms (cProfile).
             metrics.observe_predictions(
                 (
-                    (
-                        d["code"] if d else None,
-                        t["code"] if t else None,
-                        q.quality,
-                    )
+                    (d["code"] if d else None, t["code"] if t else None, q.quality)
                     for d, t, q in zip(diagnoses, treatments, qualities, strict=True)
                 ),
                 self.bundle.diagnosis_version,
@@ -200,30 +181,22 @@ class Predictor:
 
     def _score(
         self,
-        records: Sequence[Record],
-        index: list[int],
+        cols: Mapping[str, Any],
+        subset: list[int] | None,
         diagnoses: list[dict[str, Any] | None],
         treatments: list[dict[str, Any] | None],
-        cols: dict[str, Any] | None = None,
-        subset: list[int] | None = None,
     ) -> None:
-        """Score `records` (all sufficient); fill the response blocks at the given `index`.
+        """Score the rows ``subset`` of ``cols`` (None: all); fill their response blocks.
 
-        ``cols``: the columns of the whole batch, if built, and ``subset`` the rows of it that
-        `records` are (None: all). The matrix is made for the whole batch and then cut: one
-        NumPy take instead of one per column.
+        The raw matrix is made for the whole batch and then cut: one NumPy take instead of one
+        per column.
         """
         t0 = time.perf_counter()
-        diag, treat = self.bundle.diagnosis, self.bundle.treatment
-        if cols is not None:
-            raw = diag.features.transform_columns(cols)
-            if subset is not None:
-                raw = raw[subset]
-        elif self._by_records:
-            raw = diag.features.transform_records(records)
-        else:
-            cols, subset = build_columns(records, self._features), None  # `records`' own
-            raw = diag.features.transform_columns(cols)
+        diag = self.bundle.diagnosis
+        raw = diag.features.transform_columns(cols)
+        index = list(range(raw.shape[0])) if subset is None else subset
+        if subset is not None:
+            raw = raw[subset]
         X = diag.imputer.transform_array(diag.encoder.transform_array(raw))
         t1 = time.perf_counter()
         proba = diag.predict_proba_matrix(X)
@@ -231,25 +204,46 @@ class Predictor:
         order = (-proba).argsort(axis=1, kind="stable")[:, :k]
         top = order[:, 0]
         t2 = time.perf_counter()
-        if self._shared is not None and self._code_values is not None:
-            # the diagnosis' raw features + the code column
-            traw = self._shared.insert(raw, self._code_values[top])
-            treat_raw = treat.predict_proba_matrix(
-                treat.imputer.transform_array(treat.encoder.transform_array(traw))
-            )
-        else:
-            if cols is not None and subset is not None:
-                cols = {k: _take(v, subset) for k, v in cols.items()}
-            cols = dict(cols) if cols is not None else build_columns(records, self._features)
-            cols[DIAGNOSIS_COLUMN] = [self._diag_classes[j] for j in top.tolist()]
-            treat_raw = treat.predict_proba(cols)
+        treat_raw = self._treatment_proba(cols, subset, raw, top)
         treat_codes, treat_proba = self._coherence.choose(top, treat_raw)
         t3 = time.perf_counter()
         if self._observe:
             metrics.observe_stage("features", t1 - t0)
             metrics.observe_stage("diagnosis", t2 - t1)
             metrics.observe_stage("treatment", t3 - t2)
+        self._fill(index, order, proba, treat_codes, treat_proba, diagnoses, treatments)
 
+    def _treatment_proba(
+        self, cols: Mapping[str, Any], subset: list[int] | None, raw: Any, top: Any
+    ) -> Any:
+        """Treatment probabilities of the scored rows on their predicted diagnosis: from the
+        diagnosis' raw features plus the code column (`SharedFeatures`), or, when that could
+        not be verified for this bundle, from the treatment pipeline's own transform."""
+        treat = self.bundle.treatment
+        if self._shared is not None and self._code_values is not None:
+            traw = self._shared.insert(raw, self._code_values[top])
+            return treat.predict_proba_matrix(
+                treat.imputer.transform_array(treat.encoder.transform_array(traw))
+            )
+        rows = subset if subset is not None else range(len(top))
+        tcols = {
+            name: (col[list(rows)] if isinstance(col, np.ndarray) else [col[i] for i in rows])
+            for name, col in cols.items()
+        }
+        tcols[DIAGNOSIS_COLUMN] = [self._diag_classes[j] for j in top.tolist()]
+        return treat.predict_proba(tcols)
+
+    def _fill(
+        self,
+        index: list[int],
+        order: Any,
+        proba: Any,
+        treat_codes: Sequence[str],
+        treat_proba: Any,
+        diagnoses: list[dict[str, Any] | None],
+        treatments: list[dict[str, Any] | None],
+    ) -> None:
+        """The diagnosis and treatment blocks of the scored rows, at their ``index``."""
         # Plain Python lists: indexing NumPy scalars one by one costs more than the trees.
         labels, dclasses, tlabels = self._diag_labels, self._diag_classes, self._treat_labels
         chosen = treat_proba.max(axis=1).tolist()  # the chosen code is the renormalised argmax

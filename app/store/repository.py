@@ -10,9 +10,9 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -58,7 +58,8 @@ def save_predictions(session: Session, records: Sequence[dict[str, Any]]) -> int
     return len(records)
 
 
-_COLUMNS = frozenset(PredictionRow.__table__.columns.keys())
+_PREDICTIONS = cast(Table, PredictionRow.__table__)
+_COLUMNS = frozenset(_PREDICTIONS.columns.keys())
 _DEFAULTED = ("id", "created_at")  # None: the column's default (a new id, now)
 
 
@@ -81,10 +82,10 @@ def _insert_skipping_stored(dialect: str) -> Any:
     before answering, a connection dropped) must not then fail forever on its own rows (ids are
     server-made version-7 UUIDs, so an equal id is the same row)."""
     if dialect == "sqlite":
-        return sqlite_insert(PredictionRow.__table__).on_conflict_do_nothing(index_elements=["id"])
+        return sqlite_insert(_PREDICTIONS).on_conflict_do_nothing(index_elements=["id"])
     if dialect == "postgresql":
-        return pg_insert(PredictionRow.__table__).on_conflict_do_nothing(index_elements=["id"])
-    return insert(PredictionRow.__table__)
+        return pg_insert(_PREDICTIONS).on_conflict_do_nothing(index_elements=["id"])
+    return insert(_PREDICTIONS)
 
 
 def get_prediction(session: Session, prediction_id: str) -> PredictionRow | None:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from train_pipeline.models.fast import FastPipeline
+from train_pipeline.fast_path.pipeline import FastPipeline
 from train_pipeline.task_config import load_task_config
 from train_pipeline.train import TrainResult, train
 

@@ -12,8 +12,8 @@ import pytest
 from app.serving.explain import explain, explain_many, explain_rows
 from train_pipeline.contract import ED_COHORT
 from train_pipeline.data.generate import generate_cohort
+from train_pipeline.fast_path.pipeline import FastPipeline
 from train_pipeline.models.diagnosis import build_pipeline
-from train_pipeline.models.fast import FastPipeline
 
 SMALL = {
     "catboost": {"iterations": 40, "depth": 4},

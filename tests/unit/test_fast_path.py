@@ -9,9 +9,9 @@ from sklearn.pipeline import Pipeline
 
 from train_pipeline.contract import ED_COHORT
 from train_pipeline.data.generate import generate_cohort
+from train_pipeline.fast_path.pipeline import FastPipeline
 from train_pipeline.models import diagnosis, treatment
 from train_pipeline.models.coherence import CoherenceTable, coherent_choice, learn_allowed_pairs
-from train_pipeline.models.fast import FastPipeline
 from train_pipeline.split import encode_labels
 
 ROUNDS = {

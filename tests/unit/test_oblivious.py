@@ -7,14 +7,14 @@ import pytest
 from catboost import CatBoostClassifier
 
 from train_pipeline.data.generate import generate_cohort
-from train_pipeline.models import oblivious
-from train_pipeline.models.fast import FOREST_MAX_ROWS, FastPipeline
-from train_pipeline.models.oblivious import (
+from train_pipeline.fast_path import forest as oblivious
+from train_pipeline.fast_path.forest import (
     TOLERANCE,
     ObliviousForest,
     boundary_rows,
     catboost_spec,
 )
+from train_pipeline.fast_path.pipeline import FOREST_MAX_ROWS, FastPipeline
 
 
 @pytest.fixture(scope="module")

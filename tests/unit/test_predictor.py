@@ -14,12 +14,11 @@ from app.schemas.patient import PatientRecord
 from app.serving.bundle import ModelBundle, class_codes
 from app.serving.loader import build_bundle
 from app.serving.prediction import ClassScore, Prediction
-from app.serving.predictor import COLUMNS_FROM, Predictor, build_columns
+from app.serving.predictor import Predictor, build_columns
 from app.serving.quality import assess, assess_many
 from app.serving.sources import load_mlflow
 from tests.factories import cohort_payloads, make_patient
 from train_pipeline.contract import ED_COHORT, SYMPTOM_SEPARATOR
-from train_pipeline.features.clinical import SMALL_BATCH
 from train_pipeline.models.treatment import DIAGNOSIS_COLUMN
 
 CRITICAL = ED_COHORT.names_in_tier("critical")
@@ -205,28 +204,14 @@ def test_empty_list(bundle: ModelBundle) -> None:
     assert Predictor(bundle).predict_many([]) == []
 
 
-def test_records_path_equals_the_column_path(
-    bundle: ModelBundle, records: list[dict[str, Any]]
-) -> None:
-    """What `_score` feeds the models: `transform_records` == columns + `transform_columns`, on
-    single records, micro-batches (row by row) and the whole cohort sample (blocks)."""
-    features = bundle.diagnosis.features
-    assert Predictor(bundle)._by_records  # the load-time check passed
-    for k in (1, SMALL_BATCH, SMALL_BATCH + 1, N_ROWS):
-        for i in range(0, N_ROWS, max(k, 97)):
-            batch = records[i : i + k]
-            expected = features.transform_columns(build_columns(batch, features.features))
-            np.testing.assert_array_equal(features.transform_records(batch), expected)
-
-
 def test_fallback_paths_give_the_same_bodies(
     bundle: ModelBundle, records: list[dict[str, Any]]
 ) -> None:
-    """Without the records path or the shared treatment features (a layout the load-time
-    checks refuse), the columns path gives the very same responses."""
+    """Without the shared treatment features (a layout the load-time check refuses) the
+    treatment pipeline's own transform gives the very same responses."""
     fast = Predictor(bundle)
     slow = Predictor(bundle)
-    slow._by_records, slow._shared = False, None
+    slow._shared = None
     insufficient = {k: v for k, v in records[0].items() if k not in CRITICAL}
     for k in (1, 8, 200):
         batch = [*records[:k], insufficient, *records[k : 2 * k]]  # scored rows are a subset
@@ -271,9 +256,8 @@ def test_prediction_attributes_read_its_body(
 def test_large_batches_equal_one_record_at_a_time(
     bundle: ModelBundle, records: list[dict[str, Any]]
 ) -> None:
-    """From `COLUMNS_FROM` records, quality, NEWS2 and features come from columns: every body
-    equals the one the same record gets alone (missing vitals, labs and insufficient records
-    mixed in)."""
+    """Every body of a 400-record batch equals the one the same record gets alone (missing
+    vitals, labs and insufficient records mixed in)."""
     rng = np.random.default_rng(3)
     batch = []
     for r in records[:400]:
@@ -282,7 +266,6 @@ def test_large_batches_equal_one_record_at_a_time(
             if ED_COHORT.feature(str(name)).tier != "required":
                 r[str(name)] = None  # booleans too: None means absent
         batch.append(r)
-    assert len(batch) >= COLUMNS_FROM
     predictor = Predictor(bundle)
     preds = predictor.predict_many(batch)
     qualities = {p.quality for p in preds}
@@ -306,3 +289,46 @@ def test_assess_many_equals_assess(records: list[dict[str, Any]]) -> None:
     batch += [{**records[0], "spo2": float("nan")}]
     cols = build_columns(batch, ED_COHORT.features)
     assert assess_many(batch, cols) == [assess(r) for r in batch]
+
+
+def test_a_fast_path_a_bundle_cannot_use_is_counted_and_listed(
+    bundle: ModelBundle, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A CatBoost model whose NumPy forest could not be verified is served by CatBoost itself,
+    never silently: the predictor lists it as off, logs it and counts it (once per bundle)."""
+
+    def disabled() -> float:
+        value = metrics.current().registry.get_sample_value(
+            "healthpredict_fast_path_disabled_total", {"path": "diagnosis_forest"}
+        )
+        return value or 0.0
+
+    assert Predictor(bundle).fast_paths == dict.fromkeys(
+        ("diagnosis_forest", "treatment_forest", "shared_features"), True
+    )
+    before = disabled()
+    no_forest = dataclasses.replace(
+        bundle, diagnosis=dataclasses.replace(bundle.diagnosis, forest=None)
+    )
+    Predictor(no_forest, observe=False)  # warm-up predictors report nothing
+    assert disabled() == before
+    with caplog.at_level("WARNING", logger="app.serving.predictor"):
+        predictor = Predictor(no_forest)
+    assert predictor.fast_paths["diagnosis_forest"] is False
+    assert disabled() == before + 1
+    assert [r.__dict__.get("path") for r in caplog.records] == ["diagnosis_forest"]
+
+
+def test_without_the_forest_catboost_gives_the_same_bodies(
+    bundle: ModelBundle, records: list[dict[str, Any]]
+) -> None:
+    """The forest's plain path (CatBoost itself) answers the same (probabilities to 1e-12)."""
+    no_forest = dataclasses.replace(
+        bundle,
+        diagnosis=dataclasses.replace(bundle.diagnosis, forest=None),
+        treatment=dataclasses.replace(bundle.treatment, forest=None),
+    )
+    batch = records[:50]
+    plain = Predictor(no_forest, observe=False).predict_many(batch)
+    fast = Predictor(bundle, observe=False).predict_many(batch)
+    assert [rounded(p.to_dict()) for p in plain] == [rounded(p.to_dict()) for p in fast]

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from train_pipeline.models.oblivious import catboost_spec
+from train_pipeline.fast_path.forest import catboost_spec
 
 
 @dataclass(frozen=True)

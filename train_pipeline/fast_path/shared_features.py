@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from train_pipeline.models.fast import FastPipeline
+from train_pipeline.fast_path.pipeline import FastPipeline
 from train_pipeline.models.treatment import DIAGNOSIS_COLUMN
 
 

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 from sklearn.pipeline import Pipeline
 
+from train_pipeline.fast_path.forest import ObliviousForest
 from train_pipeline.features import ClinicalFeatures, MedianImputer, TargetEncoder
-from train_pipeline.models.oblivious import ObliviousForest
 from train_pipeline.models.pipeline import output_sources
 
 MULTI_THREAD_ROWS = 4096
