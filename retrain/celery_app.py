@@ -12,9 +12,10 @@ from typing import Any
 from celery import Celery, signals
 from celery.schedules import crontab
 
+from app.log_config import configure_logging
 from app.settings import Settings, get_settings
 
-RETRAIN_TASK = "retrain.tasks.retrain"
+RETRAIN_TASK = "retrain.tasks.retrain"  # the API sends it by this name (app.api.retrain)
 BEAT_ENTRY = "retrain-when-recommended"
 DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
 
@@ -80,8 +81,6 @@ def make_celery(settings: Settings | None = None) -> Celery:
 @signals.setup_logging.connect  # type: ignore[untyped-decorator]
 def _use_app_logging(**_: Any) -> None:
     """Workers and Beat log JSON lines like the API (connecting here stops Celery's setup)."""
-    from app.log_config import configure_logging
-
     configure_logging(get_settings().log_level)
 
 

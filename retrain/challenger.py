@@ -9,11 +9,12 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
 from retrain import promote as pr
+from retrain.config import RetrainConfig
 from train_pipeline.contract import TaskContract
 from train_pipeline.data.load import load_task_data
 from train_pipeline.fitting import (
@@ -28,9 +29,6 @@ from train_pipeline.fitting import (
 from train_pipeline.models.pipeline import DEFAULT_PARAMS
 from train_pipeline.split import split_dataset
 from train_pipeline.train import clean_frame, resolve_task
-
-if TYPE_CHECKING:
-    from retrain.job import RetrainConfig
 
 logger = logging.getLogger(__name__)
 

@@ -13,67 +13,24 @@ import logging
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from retrain import promote as pr
 from retrain.challenger import Prepared, ProgressFn, Trained, prepare, train_challenger
+from retrain.config import RetrainConfig as RetrainConfig  # also importable from here
 from train_pipeline import register
 from train_pipeline.artifacts import reference_sample, write_run_files
 from train_pipeline.bundle_meta import BundleMeta
+from train_pipeline.fast_path.pipeline import FastPipeline
 from train_pipeline.fitting import Assessment
-from train_pipeline.models.fast import FastPipeline
 from train_pipeline.models.treatment import DIAGNOSIS_COLUMN
 
-if TYPE_CHECKING:
-    from app.settings import Settings
-
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RetrainConfig:
-    """Plain values a retrain needs (built from `Settings` at the edge)."""
-
-    data_path: Path
-    tracking_uri: str
-    bentoml_home: Path
-    diagnosis_model_name: str = "healthpredict-diagnosis"
-    treatment_model_name: str = "healthpredict-treatment"
-    alias: str = "champion"
-    metric: str = "f1_macro"
-    margin: float = 0.0
-    task: str = register.DEFAULT_TASK
-    model_type: str | None = None  # None: the champion's
-    params: dict[str, Any] = field(default_factory=dict)  # booster overrides (e.g. iterations)
-    threads: int | None = None
-    seed: int | None = None  # None: the champion run's seed
-    test_size: float | None = None  # None: the champion run's, else 0.2
-    holdout_path: Path | None = None  # an explicit held-out CSV instead of the split
-    full_report: bool = False  # also `make train`'s baselines, SHAP plots, data report (slow)
-
-    @classmethod
-    def from_settings(cls, settings: Settings, **overrides: Any) -> RetrainConfig:
-        values: dict[str, Any] = dict(
-            data_path=settings.training_data_path,
-            tracking_uri=settings.mlflow_tracking_uri,
-            bentoml_home=settings.bentoml_home,
-            diagnosis_model_name=settings.diagnosis_model_name,
-            treatment_model_name=settings.treatment_model_name,
-            alias=settings.model_alias,
-            metric=settings.retrain_metric,
-            margin=settings.retrain_margin,
-            holdout_path=settings.retrain_holdout_path,
-        )
-        return cls(**(values | overrides))
-
-    @property
-    def names(self) -> dict[str, str]:
-        return register.model_names(self.task, self.diagnosis_model_name, self.treatment_model_name)
 
 
 @dataclass(frozen=True)
@@ -234,6 +191,68 @@ def log_run(
     return bundle, replace(meta, run_id=bundle.run_id)
 
 
+def decide(config: RetrainConfig, key: str, t: Trained) -> str:
+    """``promoted`` when the challenger beats the champion on ``key`` by the margin, else
+    ``kept``.
+
+    Raises:
+        ValueError: ``key`` is not one of the scores.
+    """
+    if key not in t.challenger_scores:
+        raise ValueError(
+            f"unknown retrain metric {config.metric!r}; one of {sorted(t.challenger_scores)}"
+        )
+    wins = pr.challenger_wins(t.champion_scores[key], t.challenger_scores[key], key, config.margin)
+    return "promoted" if wins else "kept"
+
+
+def promote_challenger(
+    config: RetrainConfig, t: Trained, meta: BundleMeta, bundle: register.RegisteredBundle
+) -> None:
+    """Move the alias to the challenger's versions and save both pipelines to BentoML."""
+    pipes = {"diagnosis": t.out.diagnosis_pipeline}
+    if t.out.treatment_pipeline is not None:
+        pipes["treatment"] = t.out.treatment_pipeline
+    pr.promote(config, pipes, meta, bundle)
+
+
+def summarize(
+    config: RetrainConfig,
+    key: str,
+    decision: str,
+    p: Prepared,
+    t: Trained,
+    bundle: register.RegisteredBundle,
+    duration_s: float,
+) -> RetrainResult:
+    """The `RetrainResult` of one retrain (headline scores only), logged."""
+    result = RetrainResult(
+        decision=decision,
+        metric=key,
+        margin=config.margin,
+        champion_scores=pr.headline(t.champion_scores, key),
+        challenger_scores=pr.headline(t.challenger_scores, key),
+        champion_run_id=p.champion.run_id,
+        champion_versions=(p.champion.diagnosis_version, p.champion.treatment_version),
+        challenger_run_id=bundle.run_id,
+        challenger_versions=(bundle.diagnosis_version, bundle.treatment_version),
+        n_train=t.n_train,
+        n_feedback=t.n_feedback,
+        n_test=len(p.test),
+        duration_s=duration_s,
+    )
+    logger.info(
+        "retrain finished",
+        extra={
+            "decision": decision,
+            "metric": key,
+            "champion": result.champion_scores.get(key),
+            "challenger": result.challenger_scores.get(key),
+        },
+    )
+    return result
+
+
 def run_retrain(
     config: RetrainConfig,
     feedback_rows: Sequence[dict[str, Any]],
@@ -258,14 +277,7 @@ def run_retrain(
     key = pr.decision_key(config.metric)
     with tempfile.TemporaryDirectory(prefix="hp-retrain-") as tmp:
         t = train_challenger(config, p, feedback_rows, Path(tmp), say)
-        if key not in t.challenger_scores:
-            raise ValueError(
-                f"unknown retrain metric {config.metric!r}; one of {sorted(t.challenger_scores)}"
-            )
-        wins = pr.challenger_wins(
-            t.champion_scores[key], t.challenger_scores[key], key, config.margin
-        )
-        decision = "promoted" if wins else "kept"
+        decision = decide(config, key, t)
         say("log challenger to MLflow")
         bundle, meta = log_run(config, p, t, decision, key, Path(tmp))
     pr.record_decision(
@@ -277,34 +289,7 @@ def run_retrain(
         decision,
         {"retrain.feedback_rows": str(t.n_feedback), **(extra_tags or {})},
     )
-    if wins:
+    if decision == "promoted":
         say("promote: move the alias, save to BentoML")
-        pipes = {"diagnosis": t.out.diagnosis_pipeline}
-        if t.out.treatment_pipeline is not None:
-            pipes["treatment"] = t.out.treatment_pipeline
-        pr.promote(config, pipes, meta, bundle)
-    result = RetrainResult(
-        decision=decision,
-        metric=key,
-        margin=config.margin,
-        champion_scores=pr.headline(t.champion_scores, key),
-        challenger_scores=pr.headline(t.challenger_scores, key),
-        champion_run_id=p.champion.run_id,
-        champion_versions=(p.champion.diagnosis_version, p.champion.treatment_version),
-        challenger_run_id=bundle.run_id,
-        challenger_versions=(bundle.diagnosis_version, bundle.treatment_version),
-        n_train=t.n_train,
-        n_feedback=t.n_feedback,
-        n_test=len(p.test),
-        duration_s=time.perf_counter() - start,
-    )
-    logger.info(
-        "retrain finished",
-        extra={
-            "decision": decision,
-            "metric": key,
-            "champion": result.champion_scores.get(key),
-            "challenger": result.challenger_scores.get(key),
-        },
-    )
-    return result
+        promote_challenger(config, t, meta, bundle)
+    return summarize(config, key, decision, p, t, bundle, time.perf_counter() - start)

@@ -12,12 +12,13 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
+from retrain.config import RetrainConfig
 from train_pipeline import evaluate as ev
 from train_pipeline import register
 from train_pipeline.bundle_meta import BundleMeta
@@ -25,9 +26,6 @@ from train_pipeline.contract import TaskContract
 from train_pipeline.models.coherence import coherent_choice
 from train_pipeline.models.treatment import DIAGNOSIS_COLUMN
 from train_pipeline.split import class_order, encode_labels
-
-if TYPE_CHECKING:
-    from retrain.job import RetrainConfig
 
 logger = logging.getLogger(__name__)
 
@@ -53,14 +51,14 @@ class Champion:
 
 
 def _client(tracking_uri: str) -> Any:
-    from mlflow import MlflowClient
+    from mlflow import MlflowClient  # lazy, like the two below: mlflow takes seconds to import
 
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
 def champion_meta(config: RetrainConfig) -> BundleMeta | None:
     """The champion's `BundleMeta` (from its run's ``bundle_meta.json``), None if none."""
-    from mlflow.exceptions import MlflowException
+    from mlflow.exceptions import MlflowException  # lazy: start-up time (see _client)
 
     client = _client(config.tracking_uri)
     try:
@@ -87,7 +85,7 @@ def load_champion(config: RetrainConfig) -> Champion:
     Raises:
         NoChampionError: no version carries the alias, or the two come from different runs.
     """
-    import mlflow.sklearn
+    import mlflow.sklearn  # lazy: start-up time (see _client)
     from mlflow.exceptions import MlflowException
 
     client = _client(config.tracking_uri)

@@ -1,25 +1,24 @@
-"""Job bookkeeping around `run_retrain`, and the API's own one-at-a-time background runner.
+"""Job bookkeeping around `run_retrain`.
 
-`execute_job` is what every executor runs (in-process thread, Celery task, CLI): it reads the
-corrected feedback rows from the store, records the job's progress and outcome there, and calls
-``on_promoted`` after a promotion so the serving side can reload.
+`execute_job` is what every executor runs (the Celery task, and `python -m retrain`, which the
+API also starts as a child process for its in-process jobs): it reads the corrected feedback
+rows from the store, records the job's progress and outcome there, and calls ``on_promoted``
+after a promotion so the serving side can reload.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
-from datetime import timedelta
 
 import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.settings import Settings
 from app.store import repository
-from app.store.tables import RetrainJobRow, utcnow
 from retrain.challenger import ProgressFn
-from retrain.job import RetrainConfig, RetrainResult, run_retrain
+from retrain.config import RetrainConfig
+from retrain.job import RetrainResult, run_retrain
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +36,8 @@ def execute_job(
     """Run job ``job_id`` to completion, recording running -> succeeded/failed in the store.
 
     Never raises for a failed retrain: the error is stored on the job (and logged) instead.
+    After a promotion, ``on_promoted`` runs before the job is recorded as succeeded, so whoever
+    polls the job finds the serving side already asked (the API's own jobs: already reloaded).
 
     Returns:
         The result, or None when the retrain failed.
@@ -56,6 +57,11 @@ def execute_job(
                 session, job_id, succeeded=False, error=f"{type(exc).__name__}: {exc}"[:2000]
             )
         return None
+    if result.promoted and on_promoted is not None:
+        try:
+            on_promoted(result)
+        except Exception:  # the promotion stands; serving will pick it up on its next reload
+            logger.exception("reload after promotion failed", extra={"job_id": job_id})
     with make_session() as session:
         repository.finish_retrain_job(
             session,
@@ -66,29 +72,7 @@ def execute_job(
             challenger_run_id=result.challenger_run_id,
         )
     logger.info("retrain job finished", extra={"job_id": job_id, "decision": result.decision})
-    if result.promoted and on_promoted is not None:
-        try:
-            on_promoted(result)
-        except Exception:  # the promotion stands; serving will pick it up on its next reload
-            logger.exception("reload after promotion failed", extra={"job_id": job_id})
     return result
-
-
-def blocking_job(
-    session: Session, timeout_s: float, executor: str | None = None
-) -> RetrainJobRow | None:
-    """The queued/running job that blocks a new one; jobs older than ``timeout_s`` are marked
-    failed (their worker died) and do not block."""
-    while (job := repository.active_retrain_job(session)) is not None:
-        if utcnow() - job.created_at <= timedelta(seconds=timeout_s):
-            return job
-        repository.finish_retrain_job(
-            session,
-            job.id,
-            succeeded=False,
-            error=f"abandoned: still {job.status} after {timeout_s:g} s (worker gone?)",
-        )
-    return None
 
 
 def admin_key(settings: Settings) -> str | None:
@@ -122,46 +106,3 @@ def notify_api(settings: Settings) -> PromotedFn:
         )
 
     return _notify
-
-
-class InProcessRunner:
-    """Runs one job at a time in a daemon thread of this process (no broker configured).
-
-    A daemon thread never holds up shutdown; a job cut short that way stays ``running`` in the
-    store until `blocking_job` deems it abandoned.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self.current_job: str | None = None
-
-    @property
-    def busy(self) -> bool:
-        with self._lock:
-            return self._thread is not None and self._thread.is_alive()
-
-    def submit(self, job_id: str, work: Callable[[], object]) -> bool:
-        """Start ``work`` in the background unless a job runs already (then return False)."""
-        with self._lock:
-            if self._thread is not None and self._thread.is_alive():
-                return False
-            self.current_job = job_id
-            self._thread = threading.Thread(
-                target=self._run, args=(job_id, work), name=f"retrain-{job_id[:8]}", daemon=True
-            )
-            self._thread.start()
-            return True
-
-    def _run(self, job_id: str, work: Callable[[], object]) -> None:
-        try:
-            work()
-        finally:
-            with self._lock:
-                self.current_job = None
-
-    def join(self, timeout: float | None = None) -> None:
-        """Wait for the current job (tests, shutdown)."""
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from app.api.retrain import blocking_job
 from app.settings import Settings, get_settings
 from app.store import db, repository
 from retrain.celery_app import RETRAIN_TASK, app
-from retrain.job import RetrainConfig
+from retrain.config import RetrainConfig
 from retrain.promote import champion_meta, trained_at
-from retrain.runner import blocking_job, execute_job, notify_api
+from retrain.runner import execute_job, notify_api
 
 logger = logging.getLogger(__name__)
 

@@ -5,6 +5,8 @@ The end-to-end retrains (promotion both ways, Celery worker) are in tests/integr
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -14,10 +16,14 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
+from app.api import retrain as retrain_api
+from app.api.retrain import InProcessRunner, run_job_process, settings_env
 from app.main import create_app
-from app.store import repository
-from retrain.runner import InProcessRunner
+from app.settings import Settings
+from app.store import db, repository
+from retrain.celery_app import RETRAIN_TASK
 from tests.api.conftest import ADMIN, CLINICIAN, assert_error, closed_port, make_settings
 
 
@@ -102,3 +108,107 @@ def test_in_process_runner_runs_one_job_at_a_time() -> None:
     assert not runner.busy and runner.current_job is None
     assert runner.submit("job-3", lambda: None)
     runner.join(5)
+
+
+def test_the_api_sends_the_task_the_worker_registers() -> None:
+    assert retrain_api.RETRAIN_TASK == RETRAIN_TASK
+
+
+def test_settings_env_gives_a_child_process_the_same_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(
+        tmp_path,
+        api_keys=SecretStr("k1:admin"),
+        auth_enabled=False,
+        retrain_margin=0.02,
+        retrain_holdout_path=tmp_path / "holdout.csv",
+    )
+    env = settings_env(settings, base={"PATH": "/bin", "HP_CELERY_BROKER_URL": "redis://x/0"})
+    assert env["PATH"] == "/bin" and "HP_CELERY_BROKER_URL" not in env  # None: left out
+    for key in [k for k in os.environ if k.startswith("HP_")]:
+        monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(tmp_path)  # no .env
+    assert Settings() == settings
+
+
+def _finish_as(job_id: str, url: str, decision: str) -> list[str]:
+    """A stand-in for `python -m retrain --job-id`: records ``decision`` on the job, after
+    asking the API to reload (and waiting for its answer) when it promoted."""
+    code = f"""
+import sys
+from app.api.retrain import PROMOTED_LINE, RELOADED_LINE
+from app.store import db, repository
+if {decision!r} == "promoted":
+    print(PROMOTED_LINE, "run-2", flush=True)
+    assert sys.stdin.readline().strip() == RELOADED_LINE
+session = db.make_sessionmaker(db.make_engine({url!r}))()
+repository.finish_retrain_job(
+    session, {job_id!r}, succeeded=True, decision={decision!r}, challenger_run_id="run-2"
+)
+"""
+    return [sys.executable, "-c", code]
+
+
+@pytest.mark.parametrize("decision", ["promoted", "kept"])
+def test_job_process_outcome_reloads_only_after_a_promotion(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, decision: str
+) -> None:
+    settings = make_settings(tmp_path)
+    db.upgrade(settings.database_url)
+    make_session = db.make_sessionmaker(db.make_engine(settings.database_url))
+    with make_session() as session:
+        job = repository.create_retrain_job(session, executor="in-process", trigger="api")
+    command = _finish_as(job.id, settings.database_url, decision)
+    monkeypatch.setattr(retrain_api, "job_command", lambda job_id: command)
+    reloaded: list[tuple[str | None, str]] = []
+
+    def reload(run_id: str | None) -> None:  # the job is not recorded yet at this point
+        with make_session() as session:
+            row = repository.get_retrain_job(session, job.id)
+            assert row is not None
+            reloaded.append((run_id, row.status))
+
+    run_job_process(settings, make_session, job.id, reload)
+    assert reloaded == ([("run-2", "queued")] if decision == "promoted" else [])
+    with make_session() as session:
+        row = repository.get_retrain_job(session, job.id)
+        assert row is not None and row.status == "succeeded" and row.decision == decision
+
+
+def test_a_job_process_that_dies_fails_the_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(tmp_path)
+    db.upgrade(settings.database_url)
+    make_session = db.make_sessionmaker(db.make_engine(settings.database_url))
+    with make_session() as session:
+        job = repository.create_retrain_job(session, executor="in-process", trigger="api")
+    dies = [sys.executable, "-c", "raise SystemExit(3)"]
+    monkeypatch.setattr(retrain_api, "job_command", lambda job_id: dies)
+    run_job_process(settings, make_session, job.id, lambda run_id: None)
+    with make_session() as session:
+        row = repository.get_retrain_job(session, job.id)
+        assert row is not None and row.status == "failed"
+        assert row.error == "retrain process exited with code 3 before recording an outcome"
+
+
+def test_a_job_process_past_the_timeout_is_killed_and_fails_the_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(tmp_path, retrain_job_timeout_s=0.5)
+    db.upgrade(settings.database_url)
+    make_session = db.make_sessionmaker(db.make_engine(settings.database_url))
+    with make_session() as session:
+        job = repository.create_retrain_job(session, executor="in-process", trigger="api")
+    sleeps = [sys.executable, "-c", "import time; time.sleep(60)"]
+    monkeypatch.setattr(retrain_api, "job_command", lambda job_id: sleeps)
+    started = time.monotonic()
+    run_job_process(settings, make_session, job.id, lambda run_id: None)
+    assert time.monotonic() - started < 30
+    with make_session() as session:
+        row = repository.get_retrain_job(session, job.id)
+        assert row is not None and row.status == "failed"
+        assert row.error == "retrain process killed after 0.5 s before recording an outcome"
