@@ -87,10 +87,11 @@ bench: install install-system ## benchmark /predict against mlflow serve, BentoM
 	$(PY) bench/run.py $(BENCH_ARGS)
 
 .PHONY: lint
-lint: install ## ruff lint + format check, mypy on app/
+lint: install ## ruff lint + format check, mypy on app/, import contracts (no cycles, one direction)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache --no-logo
 
 .PHONY: format
 format: install ## ruff format and autofix
@@ -111,7 +112,7 @@ docker: ## build the image (needs a Docker engine) — compose file: docker-comp
 
 .PHONY: readme
 readme: install ## regenerate the README's field and settings tables from the contract and Settings
-	$(PY) -m app.readme_tables --write README.md
+	$(PY) -m docs.readme_tables --write README.md
 
 .PHONY: clean
 clean: ## remove generated data, local stores and caches (keeps .venv)

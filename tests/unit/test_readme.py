@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from app.readme_tables import render
 from app.settings import PROJECT_ROOT
+from docs.readme_tables import render
 
 README = PROJECT_ROOT / "README.md"
 

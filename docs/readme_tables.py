@@ -1,7 +1,8 @@
 """Generate the README's field table (from the feature contract) and settings table (from Settings).
 
-`python -m app.readme_tables --write README.md` rewrites the marked sections; a test fails when the
-README and these sources drift apart.
+`python -m docs.readme_tables --write README.md` (make readme) rewrites the marked sections; a
+test fails when the README and these sources drift apart. A documentation tool, not part of the
+service: it lives outside `app/` and may import both `app` and `train_pipeline`.
 """
 
 from __future__ import annotations

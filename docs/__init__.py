@@ -1,0 +1,1 @@
+"""Documentation sources and the tools that generate parts of README.md."""
