@@ -76,19 +76,19 @@ def features() -> ClinicalFeatures:
 
 def model_news2(features: ClinicalFeatures, records: Sequence[dict[str, Any]]) -> np.ndarray:
     """The model's NEWS2 sub-score columns (`PART_NAMES` order) of `records`, checked equal on
-    the three feature paths: records (row or NumPy path), columns, `news2_subscores`."""
+    the two feature paths: `ClinicalFeatures.transform_columns` (the serving columns) and
+    `news2_subscores`."""
     names = features.get_feature_names_out().tolist()
     where = [names.index(n) for n in PART_NAMES]
-    from_records = features.transform_records(records)[:, where]
     cols = build_columns(records, ED_COHORT.features)
-    from_columns = features.transform_columns(cols)[:, where]
+    matrix = features.transform_columns(cols)
+    from_columns = matrix[:, where]
     subscores = news2_subscores(cols)
     from_functions = np.column_stack([subscores[n] for n in PART_NAMES])
-    np.testing.assert_array_equal(from_records, from_columns)
-    np.testing.assert_array_equal(from_records, from_functions)
-    total = features.transform_records(records)[:, names.index("news2_total")]
-    np.testing.assert_array_equal(total, np.nansum(from_records, axis=1))
-    return from_records
+    np.testing.assert_array_equal(from_columns, from_functions)
+    total = matrix[:, names.index("news2_total")]
+    np.testing.assert_array_equal(total, np.nansum(from_columns, axis=1))
+    return from_columns
 
 
 def assert_one_news2(features: ClinicalFeatures, records: Sequence[dict[str, Any]]) -> None:
@@ -129,7 +129,6 @@ def test_every_threshold_and_its_neighbours(features: ClinicalFeatures, field: s
         if field not in extra
     ]
     assert_one_news2(features, records)
-    assert_one_news2(features, records[:5])  # the row-by-row feature path (SMALL_BATCH)
 
 
 # --- random records ------------------------------------------------------------------------
@@ -205,7 +204,8 @@ def test_shock_index_warning_reads_the_feature_ratio(features: ClinicalFeatures)
     pairs += [(90.0 + 1e-12, 90.0), (90.0, 90.0 + 1e-12)]
     records = [make_patient(heart_rate=hr, systolic_bp=sbp, diastolic_bp=50) for hr, sbp in pairs]
     names = features.get_feature_names_out().tolist()
-    ratio = features.transform_records(records)[:, names.index("shock_index")]
+    cols = build_columns(records, ED_COHORT.features)
+    ratio = features.transform_columns(cols)[:, names.index("shock_index")]
     fired = ["shock_index" in {w.code for w in evaluate(r).warnings} for r in records]
     assert fired == (ratio > 1.0).tolist()
 

@@ -13,12 +13,11 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from train_pipeline.contract import ED_COHORT, Feature
 from train_pipeline.features import ClinicalFeatures, MedianImputer, TargetEncoder
-from train_pipeline.features.clinical import SMALL_BATCH
-from train_pipeline.features.clinical_plan import ROW_FORMULAS, News2Block
+from train_pipeline.features.clinical_plan import News2Block
 from train_pipeline.features.derived import (
     NEWS2_PARAMETER_OF,
     NEWS2_PARTS,
-    _engineered,
+    Columns,
     news2_consciousness,
     news2_heart_rate,
     news2_respiratory_rate,
@@ -42,7 +41,9 @@ def _expected(estimator: object) -> dict[str, str]:
     return ENCODER_EXPECTED_FAILURES if isinstance(estimator, TargetEncoder) else {}
 
 
-@parametrize_with_checks([TargetEncoder(), MedianImputer()], expected_failed_checks=_expected)
+@parametrize_with_checks(  # type: ignore[untyped-decorator]
+    [TargetEncoder(), MedianImputer()], expected_failed_checks=_expected
+)
 def test_sklearn_conventions(estimator: object, check: object) -> None:
     check(estimator)  # type: ignore[operator]
 
@@ -201,10 +202,10 @@ def test_median_imputer_pure_numpy_core() -> None:
     np.testing.assert_array_equal(imp.transform_array(X), [[1, 0], [3, 0], [2, 0]])
 
 
-# --- the serving paths: the same numbers with fewer NumPy calls ----------------------------
+# --- the serving plan: the same numbers with fewer NumPy calls -----------------------------
 def _edge_values() -> np.ndarray:
     """Every NEWS2 / age band edge, one ulp either side, halves, x.x5, zeros, inf and NaN."""
-    edges = [8, 11, 20, 24, 91, 93, 95, 90, 100, 110, 219, 40, 50, 130, 14, 65, 80]
+    edges: list[float] = [8, 11, 20, 24, 91, 93, 95, 90, 100, 110, 219, 40, 50, 130, 14, 65, 80]
     edges += [35.0, 36.0, 38.0, 39.0, 35.05, 36.05, 38.05, 39.05, 36.15, 0.0]
     values = [np.inf, -np.inf, np.nan, -0.0, 1e308, -3.0]
     for e in map(float, edges):
@@ -230,72 +231,7 @@ def test_news2_block_and_scalar_scores_equal_the_subscore_functions() -> None:
         np.testing.assert_array_equal(total, news2_total(cols))
 
 
-def test_row_formulas_equal_their_numpy_versions() -> None:
-    rng = np.random.default_rng(0)
-    pool = np.concatenate([_edge_values(), rng.normal(80, 60, 200)])
-    for eng in _engineered(ED_COHORT.features):
-        formula = ROW_FORMULAS.get(eng.compute)
-        if formula is None:
-            continue
-        cols = {s: rng.choice(pool, 2000) for s in eng.sources}
-        with np.errstate(all="ignore"):
-            expected = eng.compute(cols)
-            rows = zip(*(cols[s].tolist() for s in eng.sources), strict=True)
-            got = [formula(*vals) for vals in rows]
-        np.testing.assert_array_equal(got, expected, err_msg=eng.name)
-
-
-def _records(n: int, seed: int) -> list[dict[str, object]]:
-    """API-like records with awkward values: band edges, None, unseen codes, odd symptoms."""
-    rng = np.random.default_rng(seed)
-    pool = _edge_values().tolist()
-    out = []
-    for _ in range(n):
-        rec: dict[str, object] = {}
-        for f in ED_COHORT.features:
-            u = rng.random()
-            if f.kind in ("numeric", "integer") and u > 0.15:
-                rec[f.name] = pool[rng.integers(len(pool))] if u < 0.8 else int(rng.integers(200))
-            elif f.kind == "boolean":
-                rec[f.name] = None if u < 0.3 else bool(u < 0.6)
-            elif f.kind == "categorical":
-                rec[f.name] = [None, "zz", "M", "F", 1.0][rng.integers(5)]
-            elif f.kind == "multilabel" and u > 0.2:
-                codes = [*f.categories, "nope"]
-                rec[f.name] = [codes[j] for j in rng.integers(0, len(codes), rng.integers(4))]
-        out.append(rec)
-    return out
-
-
-def _api_columns(records: list[dict[str, object]]) -> dict[str, object]:
-    """The serving columns (`app.serving.predictor.build_columns`): booleans defaulted."""
-    cols: dict[str, object] = {}
-    for f in ED_COHORT.features:
-        values = [r.get(f.name) for r in records]
-        if f.kind == "boolean":
-            values = [bool(f.default) if v is None else bool(v) for v in values]
-        if f.kind in ("numeric", "integer", "boolean"):
-            cols[f.name] = np.array(values, dtype=float)
-        else:
-            cols[f.name] = [v or () for v in values] if f.kind == "multilabel" else values
-    return cols
-
-
-@pytest.mark.parametrize("n", [1, 2, SMALL_BATCH, SMALL_BATCH + 1, 300])
-def test_transform_records_equals_transform_columns(n: int) -> None:
-    """Row by row in Python up to SMALL_BATCH records, NumPy blocks beyond: same matrix."""
-    feats = ClinicalFeatures(features=ED_COHORT.features).fit(_rows())
-    assert feats._plan().row_steps is not None  # the default task has a row path
-    records = _records(300, seed=n)
-    for batch in (records[i : i + n] for i in range(0, len(records), n)):
-        with np.errstate(all="ignore"):
-            got = feats.transform_records(batch)
-            expected = feats.transform_columns(_api_columns(batch))
-        assert got.shape == expected.shape
-        np.testing.assert_array_equal(got, expected)
-
-
-def test_transform_records_without_a_row_form_uses_numpy() -> None:
+def test_derived_feature_the_plan_does_not_know_runs_its_own_compute() -> None:
     task = (
         Feature("age", "numeric", "y", "required", "age"),
         Feature("colour", "categorical", "", "optional", "learned vocabulary"),
@@ -303,12 +239,11 @@ def test_transform_records_without_a_row_form_uses_numpy() -> None:
     feats = ClinicalFeatures(features=task).fit(pd.DataFrame({"age": [50.0], "colour": ["red"]}))
     feats.engineered_[0] = dataclasses.replace(feats.engineered_[0], compute=_age_squared)
     feats.__dict__.pop("_serving_cache", None)  # a cache of the fitted state: rebuild it
-    assert feats._plan().row_steps is None
-    out = feats.transform_records([{"age": 3.0, "colour": "red"}, {"colour": "blue"}])
+    out = feats.transform_columns({"age": np.array([3.0, np.nan]), "colour": ["red", "blue"]})
     np.testing.assert_array_equal(out, [[3.0, 0.0, 9.0], [np.nan, np.nan, np.nan]])
 
 
-def _age_squared(c: dict[str, np.ndarray]) -> np.ndarray:
+def _age_squared(c: Columns) -> np.ndarray:
     return np.asarray(c["age"], dtype=float) ** 2
 
 

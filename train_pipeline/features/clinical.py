@@ -1,10 +1,9 @@
 """Clinical feature engineering driven by the task contract: raw columns -> one float matrix.
 
 The core (`ClinicalFeatures.transform_columns`) works on ``dict[str, np.ndarray]`` so the serving
-fast path runs the very same code as the fitted sklearn pipeline, without pandas;
-`ClinicalFeatures.transform_records` gives the same matrix straight from API records. Both run a
-plan unpacked once from the fitted state (`clinical_plan.ClinicalPlan`). Tests hold every path
-equal, float for float. The derived features live in `derived`, the NEWS2 table in `news2`.
+fast path runs the very same code as the fitted sklearn pipeline, without pandas, through a plan
+unpacked once from the fitted state (`clinical_plan.ClinicalPlan`). The derived features live in
+`derived`, the NEWS2 table in `news2`.
 """
 
 from __future__ import annotations
@@ -52,7 +51,6 @@ __all__ = [
     "AGE_BAND_EDGES",
     "NEWS2_PARTS",
     "NUMERIC_KINDS",
-    "SMALL_BATCH",
     "ClinicalFeatures",
     "Columns",
     "Engineered",
@@ -73,9 +71,6 @@ __all__ = [
     "news2_temperature",
     "news2_total",
 ]
-
-SMALL_BATCH = 6
-"""Up to this many records, `ClinicalFeatures.transform_records` works row by row in Python."""
 
 
 class ClinicalFeatures(ServingPlanMixin, TransformerMixin, BaseEstimator):  # type: ignore[misc]
@@ -174,24 +169,6 @@ class ClinicalFeatures(ServingPlanMixin, TransformerMixin, BaseEstimator):  # ty
             out[:, j : j + len(index)] = _multi_hot(index, cols[name])
             j += len(index)
         plan.derive(out)  # derived features read the float columns only
-        return out
-
-    def transform_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
-        """Canonical records -> the matrix `transform_columns` gives on the same values.
-
-        A record is a mapping of contract names (absent or None = missing); an absent boolean
-        takes its feature's default and numbers become floats, as the serving columns do. One
-        NumPy conversion for all the numbers instead of one per column; up to `SMALL_BATCH`
-        records, the rows are computed in plain Python (the derived features' row forms:
-        fewer NumPy calls).
-        """
-        plan = self._plan()
-        if 0 < len(records) <= SMALL_BATCH and plan.row_steps is not None:
-            return np.array([plan.row(r) for r in records], dtype=float)
-        out = np.empty((len(records), plan.width))
-        if records:
-            plan.fill(out, records)
-        plan.derive(out)
         return out
 
     def _plan(self) -> ClinicalPlan:

@@ -1,5 +1,5 @@
 """The derived clinical features (MAP, shock index, pulse pressure, age band, NEWS2 sub-scores,
-missing-lab count) and the cell helpers that both `clinical` and `clinical_plan` read.
+missing-lab count), read by `clinical` and `clinical_plan`, and the cell helpers of `clinical`.
 
 Every compute function is a module-level function or a `partial` of one, so fitted pipelines
 pickle with the standard library (BentoML) as well as cloudpickle (MLflow).
