@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -81,12 +82,17 @@ def field_path(loc: Sequence[int | str]) -> str:
 
 def short_value(value: Any) -> Any:
     """The received value, JSON-safe and truncated so an error never echoes a whole body."""
-    if value is None or isinstance(value, bool | int | float):
+    if value is None or isinstance(value, bool | float):
         return value
+    if isinstance(value, int):  # JSON (stdlib) parses any size; 64-bit ones are echoed as is
+        return value if -(2**63) <= value < 2**64 else short_value(str(value))
     if isinstance(value, bytes | bytearray):
         value = bytes(value[: MAX_VALUE_CHARS * 4]).decode("utf-8", "replace")
     if not isinstance(value, str):
-        value = orjson.dumps(value, default=str).decode()
+        try:
+            value = orjson.dumps(value, default=str).decode()
+        except TypeError:  # e.g. an integer beyond 64 bits inside a list or an object
+            value = json.dumps(value, default=str)
     return value if len(value) <= MAX_VALUE_CHARS else value[: MAX_VALUE_CHARS - 1] + "…"
 
 
