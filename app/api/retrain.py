@@ -120,8 +120,9 @@ def send_to_celery(settings: Settings, job_id: str) -> None:
 class InProcessRunner:
     """Runs one job at a time in a daemon thread of this process (no broker configured).
 
-    A daemon thread never holds up shutdown; a job cut short that way stays ``running`` in the
-    store until `blocking_job` deems it abandoned.
+    A daemon thread never holds up shutdown; the child process it watches then finishes the
+    job on its own (without the reload), or, killed too, leaves it ``running`` in the store
+    until `blocking_job` deems it abandoned.
     """
 
     def __init__(self) -> None:
@@ -200,15 +201,8 @@ def _reload_for(
             proc.stdin.flush()
 
 
-def run_job_process(
-    settings: Settings,
-    make_session: sessionmaker[Session],
-    job_id: str,
-    on_promoted: Callable[[str | None], None],
-) -> None:
-    """Run queued job ``job_id`` as `python -m retrain --job-id` (killed past
-    ``retrain_job_timeout_s``), ``on_promoted(challenger_run_id)`` when it promotes; a child
-    that ends without recording an outcome fails the job."""
+def _run_child(settings: Settings, job_id: str, on_promoted: Callable[[str | None], None]) -> str:
+    """Run the child to its end (killed past ``retrain_job_timeout_s``); how it ended."""
     timeout_s = settings.retrain_job_timeout_s
     timed_out = threading.Event()
     with subprocess.Popen(
@@ -230,10 +224,25 @@ def run_job_process(
             code = proc.wait()
         finally:
             timer.cancel()
-    ended = f"killed after {timeout_s:g} s" if timed_out.is_set() else f"exited with code {code}"
+    return f"killed after {timeout_s:g} s" if timed_out.is_set() else f"exited with code {code}"
+
+
+def run_job_process(
+    settings: Settings,
+    make_session: sessionmaker[Session],
+    job_id: str,
+    on_promoted: Callable[[str | None], None],
+) -> None:
+    """Run queued job ``job_id`` as `python -m retrain --job-id`, ``on_promoted(challenger
+    run id)`` when it promotes; a child that ends without recording an outcome fails the job."""
+    try:
+        ended = _run_child(settings, job_id, on_promoted)
+    except OSError as exc:  # could not start it at all
+        ended = f"did not start ({type(exc).__name__}: {exc})"
     with make_session() as session:
         job = repository.get_retrain_job(session, job_id)
         if job is None or job.status in ("queued", "running"):
+            logger.error("retrain process failed", extra={"job_id": job_id, "ended": ended})
             repository.finish_retrain_job(
                 session,
                 job_id,
