@@ -156,6 +156,7 @@ def compute_drift(
     Both frames come from `to_frame`. Columns with fewer than `MIN_VALUES` values in either
     window are left out and listed in ``skipped``.
     """
+    # lazy: evidently takes seconds to import and only the drift child process needs it
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
