@@ -17,9 +17,10 @@ from app.api import api_router
 from app.api.health import APP_VERSION
 from app.audit.process import AuditProcess
 from app.audit.writer import AuditWriter
+from app.deps import require_role
 from app.errors import BodySizeLimitMiddleware, FastJSONResponse, install_error_handlers
 from app.log_config import RequestContextMiddleware, configure_logging
-from app.monitoring import metrics
+from app.monitoring import metrics, wiring
 from app.security.api_keys import ApiKeyStore
 from app.security.rate_limit import TokenBucketLimiter
 from app.serving.loader import ModelManager
@@ -98,7 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(api_router)
     app.add_api_route("/", _to_docs, methods=["GET"], include_in_schema=False)
-    metrics.install(app, settings)
+    wiring.install(app, settings, auth=require_role("clinician"))  # GET /metrics, middleware
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_body_bytes(settings))
     app.add_middleware(RequestContextMiddleware, access_log=settings.access_log)  # outermost
     return app

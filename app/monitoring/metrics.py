@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -35,11 +35,6 @@ from prometheus_client import (
     values,
 )
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
-
-if TYPE_CHECKING:
-    from fastapi import FastAPI
-
-    from app.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -374,17 +369,3 @@ def set_drift(share: float, n_drifted: int) -> None:
     """Publish the latest drift report's share of drifted features and their count."""
     _metrics.drift_share.set(share)
     _metrics.drifted_features.set(n_drifted)
-
-
-# --- transitional ---------------------------------------------------------------------------
-
-
-def install(app: FastAPI, settings: Settings) -> None:
-    """Transitional alias of `wiring.install` with `require_role("clinician")` as the auth, until
-    `app.main` calls `wiring.install` itself; the two imports below are the only ones from this
-    module upwards (listed in ``[tool.importlinter]`` ignore_imports, to go with this function).
-    """
-    from app.deps import require_role  # transitional: see the docstring
-    from app.monitoring import wiring  # transitional: see the docstring
-
-    wiring.install(app, settings, auth=require_role("clinician"))
