@@ -252,7 +252,9 @@ def servers(
     ]
 
 
-def compared(base: Server, label: str, rev: str, tmp: Path, settings: Settings) -> Server:
+def compared(
+    base: Server, label: str, rev: str, tmp: Path, settings: Settings, port: int
+) -> Server:
     """(a) served from a worktree of ``rev`` (same venv, models, store settings and bodies:
     the paths its settings would take inside the worktree are pinned to this checkout's)."""
     tree = tmp / f"worktree-{label}"
@@ -265,6 +267,7 @@ def compared(base: Server, label: str, rev: str, tmp: Path, settings: Settings) 
         base.cmd,
         {
             **base.env,
+            "HP_PORT": str(port),
             "HP_MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
             "HP_BENTOML_HOME": str(settings.bentoml_home),
             "HP_DATA_DIR": str(settings.data_dir),
@@ -330,8 +333,8 @@ def main() -> None:
         label, _, rev = spec.partition("=")
         if base is None or not rev:
             sys.exit(f"--compare {spec}: needs LABEL=REV and target a or e")
-        ports[f"a:{label}"] = free_port()
-        todo.insert(todo.index(base) + 1, compared(base, label, rev, tmp, settings))
+        ports[f"a:{label}"] = port = free_port()
+        todo.insert(todo.index(base) + 1, compared(base, label, rev, tmp, settings, port))
     batch: list[Result] = []
     for server in todo:
         port = ports[server.key]
