@@ -34,6 +34,7 @@ def draw(todo: list[Server], batch: list[Result], batch_size: int, path: Path) -
         )
         ax.bar_label(bars, labels=[f"{v:,.0f}" for v in patients], fontsize=8)
         ax.set(ylabel="patients/s", title=f"(e) POST /predict/batch, {batch_size:,} patients")
+        ax.tick_params(axis="x", labelsize=7)
     fig.suptitle("make bench: one worker each, wrk on loopback, a different patient per request")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

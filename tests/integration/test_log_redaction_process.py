@@ -16,6 +16,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,9 +101,17 @@ def _assert_no_patient_value(served: Served, values: tuple[str, ...]) -> None:
     assert not leaked, f"{leaked} in the process output:\n{text[-4000:]}"
 
 
-def _tracebacks(served: Served) -> dict[str, str]:
-    """logger name -> the logged exception text, for every line that carries one."""
-    return {line["logger"]: line["exception"] for line in served.log_lines() if "exception" in line}
+def _tracebacks(served: Served, expected: set[str] | None = None) -> dict[str, str]:
+    """logger name -> the logged exception text, for every line that carries one; waits up to
+    10 s for the ``expected`` loggers (uvicorn logs its traceback after the 500 has been sent)."""
+    deadline = time.monotonic() + 10
+    while True:
+        found = {
+            line["logger"]: line["exception"] for line in served.log_lines() if "exception" in line
+        }
+        if expected is None or set(found) >= expected or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
 
 
 def _feedback(pid: str) -> dict[str, Any]:
@@ -161,7 +170,7 @@ def test_an_exception_quoting_a_record_is_logged_redacted(served_raising_app: Se
     _assert_no_patient_value(
         served_raising_app, (str(_raising_app.HEART_RATE), _raising_app.CLINICIAN_ID)
     )
-    tracebacks = _tracebacks(served_raising_app)
+    tracebacks = _tracebacks(served_raising_app, {"app.errors", "uvicorn.error"})
     assert set(tracebacks) >= {"app.errors", "uvicorn.error"}  # ours, then uvicorn's own
     for text in tracebacks.values():
         assert "Traceback (most recent call last)" in text

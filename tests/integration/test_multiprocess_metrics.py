@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -124,10 +125,21 @@ def send_until_both_workers_served(
             round_ = payloads[sent : sent + N_REQUESTS]
             assert list(pool.map(post, round_)) == [200] * len(round_)
             sent += len(round_)
-            counts = [per_worker(prom_dir, p, REQUESTS, **OK) for p in pids]
+            counts = settled_counts(prom_dir, pids, sent)
             if all(c > 0 for c in counts):
                 break
     return sent, counts
+
+
+def settled_counts(prom_dir: Path, pids: list[int], sent: int) -> list[float]:
+    """Each worker's count once they add up to ``sent`` (up to 5 s): the middleware counts a
+    request after its response has been sent, so the client can read the files first."""
+    deadline = time.monotonic() + 5
+    while True:
+        counts = [per_worker(prom_dir, p, REQUESTS, **OK) for p in pids]
+        if sum(counts) >= sent or time.monotonic() > deadline:
+            return counts
+        time.sleep(0.05)
 
 
 def assert_totals(text: str, sent: int) -> None:
