@@ -24,10 +24,11 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.api.retrain import PROMOTED_LINE, RELOADED_LINE, blocking_job
+from app.api.retrain import PROMOTED_LINE, RELOADED_LINE
 from app.log_config import configure_logging
 from app.settings import Settings, get_settings
-from app.store import db, repository
+from app.store import db, retrain_jobs
+from app.store.retrain_jobs import blocking_job
 from retrain.config import RetrainConfig
 from retrain.job import RetrainResult
 from retrain.runner import execute_job, notify_api
@@ -105,7 +106,7 @@ def ask_parent_to_reload(result: RetrainResult) -> None:
 def run_queued(make_session: sessionmaker[Session], job_id: str, config: RetrainConfig) -> int:
     """Run job ``job_id``, queued by the API (`ask_parent_to_reload` after a promotion)."""
     with make_session() as session:
-        job = repository.get_retrain_job(session, job_id)
+        job = retrain_jobs.get_retrain_job(session, job_id)
         if job is None or job.status != "queued":
             logger.error("not a queued retrain job", extra={"job_id": job_id})
             return 2
@@ -122,7 +123,7 @@ def run_new(
         if active is not None:
             console.print(f"[red]job {active.id} is {active.status}; try again later[/]")
             return 2
-        job = repository.create_retrain_job(session, executor="cli", trigger="cli")
+        job = retrain_jobs.create_retrain_job(session, executor="cli", trigger="cli")
     console.print(f"retrain job [bold]{job.id}[/]")
     with console.status("retraining") as status:
         result = execute_job(

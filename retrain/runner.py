@@ -15,7 +15,7 @@ import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.settings import Settings
-from app.store import repository
+from app.store import repository, retrain_jobs
 from retrain.challenger import ProgressFn
 from retrain.config import RetrainConfig
 from retrain.job import RetrainResult, run_retrain
@@ -43,7 +43,7 @@ def execute_job(
         The result, or None when the retrain failed.
     """
     with make_session() as session:
-        repository.mark_retrain_job_running(session, job_id)
+        retrain_jobs.mark_retrain_job_running(session, job_id)
         feedback = repository.corrected_rows(session)
     logger.info("retrain job started", extra={"job_id": job_id, "feedback_rows": len(feedback)})
     try:
@@ -53,7 +53,7 @@ def execute_job(
     except Exception as exc:  # recorded on the job; the executor must survive it
         logger.exception("retrain job failed", extra={"job_id": job_id})
         with make_session() as session:
-            repository.finish_retrain_job(
+            retrain_jobs.finish_retrain_job(
                 session, job_id, succeeded=False, error=f"{type(exc).__name__}: {exc}"[:2000]
             )
         return None
@@ -63,7 +63,7 @@ def execute_job(
         except Exception:  # the promotion stands; serving will pick it up on its next reload
             logger.exception("reload after promotion failed", extra={"job_id": job_id})
     with make_session() as session:
-        repository.finish_retrain_job(
+        retrain_jobs.finish_retrain_job(
             session,
             job_id,
             succeeded=True,

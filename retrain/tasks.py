@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from app.api.retrain import blocking_job
 from app.settings import Settings, get_settings
-from app.store import db, repository
+from app.store import db, repository, retrain_jobs
+from app.store.retrain_jobs import blocking_job
 from retrain.celery_app import RETRAIN_TASK, app
 from retrain.config import RetrainConfig
 from retrain.promote import champion_meta, trained_at
@@ -55,7 +55,7 @@ def retrain(
                 active = blocking_job(session, settings.retrain_job_timeout_s)
                 if active is not None:
                     return {"decision": "skipped", "reason": f"job {active.id} is {active.status}"}
-                job_id = repository.create_retrain_job(
+                job_id = retrain_jobs.create_retrain_job(
                     session, executor="celery", trigger=trigger
                 ).id
         result = execute_job(make_session, job_id, config, on_promoted=notify_api(settings))

@@ -19,7 +19,6 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 import anyio.to_thread
@@ -33,8 +32,9 @@ from app.errors import AppError, ConflictError, NotFoundError
 from app.schemas.errors import ErrorResponse
 from app.schemas.retrain import RetrainAccepted, RetrainJobRead
 from app.settings import Settings
-from app.store import repository
-from app.store.tables import RetrainJobRow, utcnow
+from app.store import retrain_jobs
+from app.store.retrain_jobs import blocking_job
+from app.store.tables import RetrainJobRow
 
 logger = logging.getLogger(__name__)
 
@@ -58,21 +58,6 @@ class RetrainJobNotFoundError(NotFoundError):
     message = "No retraining job with this id"
 
 
-def blocking_job(session: Session, timeout_s: float) -> RetrainJobRow | None:
-    """The queued/running job that blocks a new one; jobs older than ``timeout_s`` are marked
-    failed (their worker died) and do not block. Every executor asks this before queuing."""
-    while (job := repository.active_retrain_job(session)) is not None:
-        if utcnow() - job.created_at <= timedelta(seconds=timeout_s):
-            return job
-        repository.finish_retrain_job(
-            session,
-            job.id,
-            succeeded=False,
-            error=f"abandoned: still {job.status} after {timeout_s:g} s (worker gone?)",
-        )
-    return None
-
-
 def queue_job(
     make_session: sessionmaker[Session], executor: str, timeout_s: float
 ) -> RetrainJobRow:
@@ -84,12 +69,12 @@ def queue_job(
                 f"Retraining job {active.id} is already {active.status}; wait for it to finish",
                 details=[{"field": "job_id", "value": active.id, "reason": active.status}],
             )
-        return repository.create_retrain_job(session, executor=executor, trigger="api")
+        return retrain_jobs.create_retrain_job(session, executor=executor, trigger="api")
 
 
 def fail_job(make_session: sessionmaker[Session], job_id: str, error: str) -> None:
     with make_session() as session:
-        repository.finish_retrain_job(session, job_id, succeeded=False, error=error)
+        retrain_jobs.finish_retrain_job(session, job_id, succeeded=False, error=error)
 
 
 # --- Celery: the task sent by name --------------------------------------------------------
@@ -240,10 +225,10 @@ def run_job_process(
     except OSError as exc:  # could not start it at all
         ended = f"did not start ({type(exc).__name__}: {exc})"
     with make_session() as session:
-        job = repository.get_retrain_job(session, job_id)
+        job = retrain_jobs.get_retrain_job(session, job_id)
         if job is None or job.status in ("queued", "running"):
             logger.error("retrain process failed", extra={"job_id": job_id, "ended": ended})
-            repository.finish_retrain_job(
+            retrain_jobs.finish_retrain_job(
                 session,
                 job_id,
                 succeeded=False,
@@ -318,7 +303,7 @@ async def create_retrain_job(
 @router.get("/{job_id}", response_model=RetrainJobRead, responses={404: {"model": ErrorResponse}})
 def read_retrain_job(job_id: str, session: SessionDep) -> RetrainJobRead:
     """A retraining job's status; once finished, its decision and the scores of both models."""
-    job = repository.get_retrain_job(session, job_id)
+    job = retrain_jobs.get_retrain_job(session, job_id)
     if job is None:
         raise RetrainJobNotFoundError(
             details=[{"field": "job_id", "value": job_id, "reason": "unknown job id"}]

@@ -22,7 +22,7 @@ from app.api import retrain as retrain_api
 from app.api.retrain import InProcessRunner, run_job_process, settings_env
 from app.main import create_app
 from app.settings import Settings
-from app.store import db, repository
+from app.store import db, retrain_jobs
 from retrain.celery_app import RETRAIN_TASK
 from tests.api.conftest import ADMIN, CLINICIAN, assert_error, closed_port, make_settings
 
@@ -66,15 +66,15 @@ def test_in_process_job_without_champion_fails_and_says_why(client: TestClient) 
 
 def test_a_second_job_while_one_is_active_is_409(client: TestClient) -> None:
     with client.app.state.sessionmaker() as session:  # type: ignore[attr-defined]
-        running = repository.create_retrain_job(session, executor="celery", trigger="api")
-        repository.mark_retrain_job_running(session, running.id)
+        running = retrain_jobs.create_retrain_job(session, executor="celery", trigger="api")
+        retrain_jobs.mark_retrain_job_running(session, running.id)
     error = assert_error(client.post("/retrain", headers=ADMIN), 409, "conflict")
     assert running.id in error["message"]
 
 
 def test_an_abandoned_job_no_longer_blocks(client: TestClient) -> None:
     with client.app.state.sessionmaker() as session:  # type: ignore[attr-defined]
-        stale = repository.create_retrain_job(session, executor="celery", trigger="api")
+        stale = retrain_jobs.create_retrain_job(session, executor="celery", trigger="api")
         stale.created_at = datetime.now(UTC) - timedelta(days=1)
         session.commit()
     accepted = client.post("/retrain", headers=ADMIN)
@@ -94,7 +94,7 @@ def test_unreachable_broker_is_503_and_the_job_is_marked_failed(tmp_path: Path) 
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         assert_error(client.post("/retrain", headers=ADMIN), 503, "broker_unavailable")
         with client.app.state.sessionmaker() as session:  # type: ignore[attr-defined]
-            assert repository.active_retrain_job(session) is None
+            assert retrain_jobs.active_retrain_job(session) is None
 
 
 def test_in_process_runner_runs_one_job_at_a_time() -> None:
@@ -140,12 +140,12 @@ def _finish_as(job_id: str, url: str, decision: str) -> list[str]:
     code = f"""
 import sys
 from app.api.retrain import PROMOTED_LINE, RELOADED_LINE
-from app.store import db, repository
+from app.store import db, retrain_jobs
 if {decision!r} == "promoted":
     print(PROMOTED_LINE, "run-2", flush=True)
     assert sys.stdin.readline().strip() == RELOADED_LINE
 session = db.make_sessionmaker(db.make_engine({url!r}))()
-repository.finish_retrain_job(
+retrain_jobs.finish_retrain_job(
     session, {job_id!r}, succeeded=True, decision={decision!r}, challenger_run_id="run-2"
 )
 """
@@ -160,21 +160,21 @@ def test_job_process_outcome_reloads_only_after_a_promotion(
     db.upgrade(settings.database_url)
     make_session = db.make_sessionmaker(db.make_engine(settings.database_url))
     with make_session() as session:
-        job = repository.create_retrain_job(session, executor="in-process", trigger="api")
+        job = retrain_jobs.create_retrain_job(session, executor="in-process", trigger="api")
     command = _finish_as(job.id, settings.database_url, decision)
     monkeypatch.setattr(retrain_api, "job_command", lambda job_id: command)
     reloaded: list[tuple[str | None, str]] = []
 
     def reload(run_id: str | None) -> None:  # the job is not recorded yet at this point
         with make_session() as session:
-            row = repository.get_retrain_job(session, job.id)
+            row = retrain_jobs.get_retrain_job(session, job.id)
             assert row is not None
             reloaded.append((run_id, row.status))
 
     run_job_process(settings, make_session, job.id, reload)
     assert reloaded == ([("run-2", "queued")] if decision == "promoted" else [])
     with make_session() as session:
-        row = repository.get_retrain_job(session, job.id)
+        row = retrain_jobs.get_retrain_job(session, job.id)
         assert row is not None and row.status == "succeeded" and row.decision == decision
 
 
@@ -185,12 +185,12 @@ def test_a_job_process_that_dies_fails_the_job(
     db.upgrade(settings.database_url)
     make_session = db.make_sessionmaker(db.make_engine(settings.database_url))
     with make_session() as session:
-        job = repository.create_retrain_job(session, executor="in-process", trigger="api")
+        job = retrain_jobs.create_retrain_job(session, executor="in-process", trigger="api")
     dies = [sys.executable, "-c", "raise SystemExit(3)"]
     monkeypatch.setattr(retrain_api, "job_command", lambda job_id: dies)
     run_job_process(settings, make_session, job.id, lambda run_id: None)
     with make_session() as session:
-        row = repository.get_retrain_job(session, job.id)
+        row = retrain_jobs.get_retrain_job(session, job.id)
         assert row is not None and row.status == "failed"
         assert row.error == "retrain process exited with code 3 before recording an outcome"
 
@@ -202,13 +202,13 @@ def test_a_job_process_past_the_timeout_is_killed_and_fails_the_job(
     db.upgrade(settings.database_url)
     make_session = db.make_sessionmaker(db.make_engine(settings.database_url))
     with make_session() as session:
-        job = repository.create_retrain_job(session, executor="in-process", trigger="api")
+        job = retrain_jobs.create_retrain_job(session, executor="in-process", trigger="api")
     sleeps = [sys.executable, "-c", "import time; time.sleep(60)"]
     monkeypatch.setattr(retrain_api, "job_command", lambda job_id: sleeps)
     started = time.monotonic()
     run_job_process(settings, make_session, job.id, lambda run_id: None)
     assert time.monotonic() - started < 30
     with make_session() as session:
-        row = repository.get_retrain_job(session, job.id)
+        row = retrain_jobs.get_retrain_job(session, job.id)
         assert row is not None and row.status == "failed"
         assert row.error == "retrain process killed after 0.5 s before recording an outcome"

@@ -25,7 +25,7 @@ import pytest
 from mlflow import MlflowClient
 
 from app.settings import DEFAULT_ADMIN_KEY, PROJECT_ROOT, Settings
-from app.store import db, repository
+from app.store import db, retrain_jobs
 from retrain.job import RetrainConfig, run_retrain
 from tests.api.conftest import ADMIN, CLINICIAN, make_settings
 from tests.api.test_feedback_concurrency import running
@@ -268,7 +268,7 @@ def assert_kept_decision_recorded(uri: str, store: str, result: Any, champion: T
     assert logged.tags["retrain.champion_run_id"] == champion.run_id
     engine = db.make_engine(store)
     with db.make_sessionmaker(engine)() as session:
-        job = repository.get_retrain_job(session, result["job_id"])
+        job = retrain_jobs.get_retrain_job(session, result["job_id"])
         assert job is not None and job.status == "succeeded" and job.decision == "kept"
         assert job.executor == "cli" and job.scores["challenger_versions"]  # type: ignore[index]
     engine.dispose()

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.store import db, repository
+from app.store import db, repository, retrain_jobs
 from app.store.tables import FeedbackRow, PredictionRow
 from tests.unit import _store
 from tests.unit._store import BACKENDS, audit_record, fresh_database
@@ -159,11 +159,11 @@ def test_corrected_rows_carry_training_encoding_and_corrected_labels(session: Se
 
 
 def test_retrain_job_lifecycle(session: Session) -> None:
-    job = repository.create_retrain_job(session, executor="in-process", trigger="api")
+    job = retrain_jobs.create_retrain_job(session, executor="in-process", trigger="api")
     assert job.status == "queued"
-    assert repository.active_retrain_job(session).id == job.id  # type: ignore[union-attr]
-    repository.mark_retrain_job_running(session, job.id)
-    done = repository.finish_retrain_job(
+    assert retrain_jobs.active_retrain_job(session).id == job.id  # type: ignore[union-attr]
+    retrain_jobs.mark_retrain_job_running(session, job.id)
+    done = retrain_jobs.finish_retrain_job(
         session,
         job.id,
         succeeded=True,
@@ -172,11 +172,11 @@ def test_retrain_job_lifecycle(session: Session) -> None:
         challenger_run_id="abc",
     )
     assert done is not None and done.status == "succeeded"
-    fetched = repository.get_retrain_job(session, job.id)
+    fetched = retrain_jobs.get_retrain_job(session, job.id)
     assert fetched is not None and fetched.scores == {"champion": 0.5, "challenger": 0.6}
     assert fetched.finished_at >= fetched.started_at  # type: ignore[operator]
-    assert repository.active_retrain_job(session) is None
-    assert repository.finish_retrain_job(session, "missing", succeeded=False) is None
+    assert retrain_jobs.active_retrain_job(session) is None
+    assert retrain_jobs.finish_retrain_job(session, "missing", succeeded=False) is None
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
