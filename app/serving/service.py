@@ -107,7 +107,7 @@ class PredictionService:
             body["explanation"] = await anyio.to_thread.run_sync(
                 _explain, predictor, record, EXPLAIN_TOP_N
             )
-        encoded = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+        encoded = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY, default=str)
         await self._enqueue(audit_rows(predictor, [record], [body], [encoded]))
         return Answer(encoded, predictor.bundle.diagnosis_version)
 
