@@ -208,7 +208,11 @@ def test_models_and_readiness(client: TestClient, trained_store: Any) -> None:
     assert models["models"][0]["version"] == str(trained_store.diagnosis_version)
     assert all(c["label"] for c in models["models"][0]["classes"])
     assert models["contract_fingerprint"] == ED_COHORT.fingerprint()
-    assert client.get("/health").json()["status"] == "ok"
+    health = client.get("/health").json()
+    assert health["status"] == "ok"
+    assert health["fast_paths"] == dict.fromkeys(  # every fast path serves the trained bundle
+        ("diagnosis_forest", "treatment_forest", "shared_features"), True
+    )
 
 
 def test_no_incoherent_pair_on_1000_cohort_rows(client: TestClient, trained_store: Any) -> None:
