@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     )
     top_k: int = Field(3, ge=1, description="Diagnoses listed in `diagnosis.top_k`.")
     microbatch_window_ms: float = Field(
-        1.0,
+        0.0,
         ge=0,
         description="Longest wait for other requests to share a model call once concurrency is "
         "seen; 0: none, a call takes every request that arrived while the previous one ran.",
