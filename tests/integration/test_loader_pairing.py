@@ -20,7 +20,7 @@ from app.serving.loader import ModelManager
 from app.serving.sources import load_bentoml, load_mlflow
 from tests.api.conftest import assert_error, make_settings
 from tests.integration.test_loader_sources import empty_sqlite, settings_for
-from tests.integration.test_startup_sources import free_port, wait_http
+from tests.integration.test_startup_sources import running_mlflow_server
 
 pytestmark = pytest.mark.integration
 
@@ -100,29 +100,9 @@ async def test_manager_refuses_the_mlflow_pair_and_falls_back_to_bentoml(
 @pytest.fixture
 def two_run_mlflow_server(trained_store: Any, tmp_path: Path) -> Iterator[str]:
     """A real `mlflow server` over the two-run registry (the REST path of the client)."""
-    import subprocess
-    import sys
-
     uri, _ = _two_run_registry(trained_store, tmp_path)
-    port = free_port()
-    with (tmp_path / "server.log").open("wb") as log:
-        proc = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1",
-                "--port", str(port), "--backend-store-uri", uri,
-                "--default-artifact-root", (tmp_path / "artifacts").as_uri(), "--workers", "1",
-            ],
-            stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path,
-        )  # fmt: skip
-        try:
-            wait_http(f"http://127.0.0.1:{port}/health", timeout_s=180)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    with running_mlflow_server(uri, tmp_path) as url:
+        yield url
 
 
 @pytest.mark.slow

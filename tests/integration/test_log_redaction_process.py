@@ -11,7 +11,6 @@ normal requests and two error paths whose exceptions quote patient data, output 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
@@ -30,7 +29,7 @@ from app.settings import PROJECT_ROOT
 from tests.api.conftest import CLINICIAN
 from tests.factories import make_patient
 from tests.integration import _raising_app
-from tests.integration.test_startup_sources import free_port, wait_http
+from tests.integration.test_startup_sources import app_process_env, free_port, wait_http
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -54,19 +53,8 @@ class Served:
 def _serve(module: str, trained_store: Any, tmp_path: Path) -> Iterator[Served]:
     port = free_port()
     database = tmp_path / "hp.db"
-    env = {
-        **os.environ,
-        "HP_HOST": "127.0.0.1",
-        "HP_PORT": str(port),
-        "HP_WORKERS": "1",
-        "HP_ENVIRONMENT": "test",
-        "HP_MLFLOW_TRACKING_URI": trained_store.tracking_uri,
-        "HP_BENTOML_HOME": str(trained_store.bentoml_home),
-        "HP_DATABASE_URL": f"sqlite:///{database}",
-        "HP_ACCESS_LOG": "true",
-        "HP_LOG_LEVEL": "DEBUG",  # the most the service can be made to write
-        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-    }
+    # DEBUG with the access log: the most the service can be made to write
+    env = app_process_env(trained_store, port, database, HP_ACCESS_LOG="true", HP_LOG_LEVEL="DEBUG")
     output = tmp_path / "process.out"
     with output.open("wb") as sink:
         proc = subprocess.Popen(

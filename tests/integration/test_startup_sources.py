@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,31 @@ def _sqlite_path(uri: str) -> Path:
     return Path(uri[len("sqlite:///") :])
 
 
+@contextmanager
+def running_mlflow_server(backend_store_uri: str, root: Path) -> Iterator[str]:
+    """`mlflow server` on a free port over ``backend_store_uri`` (log and artifacts in
+    ``root``); its URL while it runs."""
+    port = free_port()
+    with (root / "server.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [
+                str(VENV_BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+                "--backend-store-uri", backend_store_uri,
+                "--default-artifact-root", (root / "artifacts").as_uri(), "--workers", "1",
+            ],
+            stdout=log, stderr=subprocess.STDOUT, cwd=root,
+        )  # fmt: skip
+        try:
+            wait_http(f"http://127.0.0.1:{port}/health", timeout_s=180)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
 @pytest.fixture(scope="module")
 def mlflow_server(trained_store: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`mlflow server` on a free port over a copy of the trained store's SQLite database (run
@@ -99,26 +125,8 @@ def mlflow_server(trained_store: Any, tmp_path_factory: pytest.TempPathFactory) 
     root = tmp_path_factory.mktemp("mlflow_server")
     db_copy = root / "mlflow.db"
     shutil.copy(_sqlite_path(trained_store.tracking_uri), db_copy)
-    port = free_port()
-    log = (root / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            str(VENV_BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
-            "--backend-store-uri", f"sqlite:///{db_copy}",
-            "--default-artifact-root", (root / "artifacts").as_uri(), "--workers", "1",
-        ],
-        stdout=log, stderr=subprocess.STDOUT, cwd=root,
-    )  # fmt: skip
-    try:
-        wait_http(f"http://127.0.0.1:{port}/health", timeout_s=180)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    with running_mlflow_server(f"sqlite:///{db_copy}", root) as url:
+        yield url
 
 
 def _start_and_time(settings: Settings) -> tuple[TestClient, float]:
@@ -201,11 +209,12 @@ def test_degraded_start_then_background_retry(trained_store: Any, tmp_path: Path
         client.__exit__(None, None, None)
 
 
-@pytest.fixture
-def served_app(trained_store: Any, tmp_path: Path) -> Iterator[str]:
-    """`python -m app` (one uvicorn worker) on a free port over the trained store."""
-    port = free_port()
-    env = {
+def app_process_env(
+    trained_store: Any, port: int, database: Path, **settings: str
+) -> dict[str, str]:
+    """The environment of a `python -m app` process (one worker, on ``port``) over the trained
+    store and a SQLite audit store at ``database``; ``settings`` add or override ``HP_*``."""
+    return {
         **os.environ,
         "HP_HOST": "127.0.0.1",
         "HP_PORT": str(port),
@@ -213,11 +222,19 @@ def served_app(trained_store: Any, tmp_path: Path) -> Iterator[str]:
         "HP_ENVIRONMENT": "test",
         "HP_MLFLOW_TRACKING_URI": trained_store.tracking_uri,
         "HP_BENTOML_HOME": str(trained_store.bentoml_home),
-        "HP_DATABASE_URL": f"sqlite:///{tmp_path / 'hp.db'}",
-        "HP_ACCESS_LOG": "false",
-        "HP_LOG_LEVEL": "INFO",
+        "HP_DATABASE_URL": f"sqlite:///{database}",
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+        **settings,
     }
+
+
+@pytest.fixture
+def served_app(trained_store: Any, tmp_path: Path) -> Iterator[str]:
+    """`python -m app` (one uvicorn worker) on a free port over the trained store."""
+    port = free_port()
+    env = app_process_env(
+        trained_store, port, tmp_path / "hp.db", HP_ACCESS_LOG="false", HP_LOG_LEVEL="INFO"
+    )
     log = (tmp_path / "app.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "app"], env=env, cwd=PROJECT_ROOT, stdout=log, stderr=log
