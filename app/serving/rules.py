@@ -24,6 +24,7 @@ from train_pipeline.features.news2 import (
     NEWS2_VITALS,
     PULSE,
     TEMPERATURE,
+    News2Block,
     news2_band,
     news2_bands,
     recorded,
@@ -64,6 +65,11 @@ News2Result = tuple[int | None, str | None, bool]
 """What `news2` returns: score, band, and whether consciousness was assumed (GCS absent)."""
 
 
+_NEWS2_BLOCK = News2Block(range(len(NEWS2_PARAMETERS)), NEWS2_PARAMETERS)
+_GCS = NEWS2_PARAMETERS.index(CONSCIOUSNESS)
+_VITALS = [k for k, p in enumerate(NEWS2_PARAMETERS) if p in NEWS2_VITALS]
+
+
 def news2(record: Mapping[str, Any]) -> News2Result:
     """NEWS2 aggregate score and band; ``(None, None, False)`` if a vital sign is missing.
 
@@ -86,23 +92,23 @@ def news2(record: Mapping[str, Any]) -> News2Result:
 
 def news2_many(columns: Mapping[str, Any]) -> list[News2Result]:
     """`news2` of every record, from its feature columns (numbers as float arrays, NaN when
-    absent): the same table, one `News2Parameter.scores` per parameter."""
-    gcs = np.asarray(columns[CONSCIOUSNESS.field], dtype=float)
-    score = np.full(len(gcs), NEWS2_AIR_POINTS, dtype=np.int64)
-    valid = np.ones(len(gcs), dtype=bool)
-    red = np.zeros(len(gcs), dtype=bool)  # a single parameter scoring 3
-    for parameter in NEWS2_PARAMETERS:
-        value = np.asarray(columns[parameter.field], dtype=float)
-        if parameter is not CONSCIOUSNESS:
-            valid &= ~np.isnan(value)
-        part = np.nan_to_num(parameter.scores(value))  # NaN GCS: scored as Alert (0)
-        score += part.astype(np.int64)
-        red |= part == NEWS2_RED_POINTS
+    absent): the sub-scores of the same `News2Block` the model's NEWS2 features are read from
+    (one block of NumPy calls for every parameter of every record)."""
+    values = np.column_stack([np.asarray(columns[p.field], dtype=float) for p in NEWS2_PARAMETERS])
+    parts, total = _NEWS2_BLOCK.scores(values)  # a NaN GCS adds 0: scored as Alert
+    missing = np.isnan(parts)
+    valid = ~missing[:, _VITALS].any(axis=1)
+    red = (parts == NEWS2_RED_POINTS).any(axis=1)  # NaN compares False
+    score = total.astype(np.int64) + NEWS2_AIR_POINTS
     band = news2_bands(score, red)
     return [
         (s, b, a) if ok else (None, None, False)
         for s, b, a, ok in zip(
-            score.tolist(), band.tolist(), np.isnan(gcs).tolist(), valid.tolist(), strict=True
+            score.tolist(),
+            band.tolist(),
+            missing[:, _GCS].tolist(),
+            valid.tolist(),
+            strict=True,
         )
     ]
 

@@ -24,7 +24,7 @@ from train_pipeline.features.derived import (
     _news2_part,
     news2_total,
 )
-from train_pipeline.features.news2 import News2Parameter, recorded_many
+from train_pipeline.features.news2 import News2Block
 
 
 class FittedClinical(Protocol):
@@ -41,42 +41,6 @@ def _index(positions: Sequence[int]) -> slice | np.ndarray:
     if len(positions) and list(positions) == list(range(positions[0], positions[-1] + 1)):
         return slice(positions[0], positions[-1] + 1)
     return np.asarray(positions, dtype=np.intp)
-
-
-class News2Block:
-    """Every NEWS2 sub-score (and their total) of a block of rows in a dozen NumPy calls.
-
-    The same numbers as `News2Parameter.scores` and `news2_total`: the vitals are rounded to
-    their recorded precision together (`recorded_many`, one ``decimals`` per column), then each
-    band index is the count of upper bounds below the recorded value, the bounds padded with
-    +inf so that the six vitals share one comparison.
-
-    Args:
-        sources: position of each NEWS2 vital in the numeric block, `NEWS2_PARTS` order.
-        parameters: their chart rows.
-    """
-
-    def __init__(self, sources: Sequence[int], parameters: Sequence[News2Parameter]) -> None:
-        width = max(len(p.uppers) for p in parameters)
-        self.sources = np.asarray(sources, dtype=np.intp)
-        self.decimals = np.array([p.decimals for p in parameters])
-        self.bounds = np.full((len(parameters), width), np.inf)
-        points = np.zeros((len(parameters), width + 1))
-        for k, p in enumerate(parameters):
-            self.bounds[k, : len(p.uppers)] = p.uppers
-            points[k, : len(p.points)] = p.points
-        self.points = points.ravel()  # band k of vital i at i * (width + 1) + k
-        self.offsets = np.arange(len(parameters)) * (width + 1)
-
-    def scores(self, numeric: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(n, parts) sub-scores, NaN where the vital is missing, and (n,) their NaN-as-0 total."""
-        values = recorded_many(numeric.take(self.sources, axis=1), self.decimals)
-        index = np.add.reduce(values[:, :, None] > self.bounds, axis=2, dtype=np.intp)
-        scores = self.points.take(index + self.offsets)
-        missing = np.isnan(values)
-        total = np.add.reduce(np.where(missing, 0.0, scores), axis=1)  # small integers: exact
-        scores[missing] = np.nan
-        return scores, total
 
 
 class ClinicalPlan:
