@@ -362,9 +362,10 @@ def warnings_many(
             if rule.charted:
                 places = [_DECIMALS[f] for f in rule.fields]
                 cols = [recorded_many(c, d) for c, d in zip(cols, places, strict=True)]
-            hits = np.flatnonzero(rule.fires(*cols))
-            if not len(hits):
+            fires = rule.fires(*cols)
+            if not fires.any():  # most rules fire on no record of a small batch
                 continue
+            hits = fires.nonzero()[0]
             for i, values in zip(
                 hits.tolist(), zip(*(c[hits].tolist() for c in cols), strict=True), strict=True
             ):
