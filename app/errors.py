@@ -14,6 +14,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
@@ -99,6 +100,18 @@ class ConflictError(AppError):
     status_code = 409
     code = "conflict"
     message = "Conflicts with the current state"
+
+
+class StoreUnavailableError(AppError):
+    """The database did not answer (down, connection reset, timed out): retry later (503)."""
+
+    status_code = 503
+    code = "store_unavailable"
+    message = "The database is unavailable; retry shortly"
+
+
+STORE_RETRY_AFTER_S = 5
+"""`Retry-After` of a 503 caused by the database (seconds)."""
 
 
 class AuthError(AppError):
@@ -204,6 +217,28 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, code, message, (), exc.headers, request)
 
 
+async def database_error_handler(request: Request, exc: Exception) -> Response:
+    """A database error: 409 for a constraint the request broke, 503 (retry) for anything else.
+
+    Never the exception's text in the log or the answer: it quotes the SQL statement and, on an
+    engine without ``hide_parameters``, the bound values (a feedback's reason, a clinician id).
+    """
+    assert isinstance(exc, SQLAlchemyError)
+    driver = getattr(exc, "orig", None)
+    logger.warning(
+        "database error",
+        extra={
+            "error_type": type(exc).__name__,
+            "driver_error": type(driver).__name__ if driver is not None else None,
+        },
+    )
+    if isinstance(exc, IntegrityError):
+        conflict = ConflictError("The request conflicts with data already stored")
+        return await app_error_handler(request, conflict)
+    unavailable = StoreUnavailableError(headers={"Retry-After": str(STORE_RETRY_AFTER_S)})
+    return await app_error_handler(request, unavailable)
+
+
 async def unhandled_error_handler(request: Request, exc: Exception) -> Response:
     # The traceback goes to the log only; the client gets a generic message and the request id.
     logger.error("unhandled error", exc_info=exc, extra={"error_code": "internal_error"})
@@ -261,4 +296,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(ValidationError, validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
+    app.add_exception_handler(SQLAlchemyError, database_error_handler)
     app.add_exception_handler(Exception, unhandled_error_handler)

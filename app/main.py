@@ -47,7 +47,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     state.started_at = time.monotonic()
     state.api_keys = ApiKeyStore.from_spec(settings.api_keys.get_secret_value())
     state.rate_limiter = TokenBucketLimiter(settings.rate_limit_per_minute)
-    state.engine = db.make_engine(settings.database_url)
+    state.engine = db.make_engine(
+        settings.database_url,
+        connect_timeout_s=settings.database_connect_timeout_s,
+        statement_timeout_s=settings.database_statement_timeout_s,
+    )
     state.sessionmaker = db.make_sessionmaker(state.engine)
     state.models = ModelManager(settings)
     # Migrations (a thread) and the model load (MLflow -> BentoML -> degraded) run together;

@@ -108,6 +108,18 @@ class Settings(BaseSettings):
         f"sqlite:///{PROJECT_ROOT / 'data' / 'healthpredict.db'}",
         description="SQLAlchemy URL of the audit/feedback store (PostgreSQL in production).",
     )
+    database_connect_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        description="PostgreSQL: longest wait to open a connection (libpq `connect_timeout`), "
+        "and for a free connection of the pool; the request then answers 503.",
+    )
+    database_statement_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="PostgreSQL: longest time one statement may run (`statement_timeout`); "
+        "the request then answers 503.",
+    )
     auto_migrate: bool = Field(
         True,
         description="Apply the store's Alembic migrations at "

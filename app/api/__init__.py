@@ -19,6 +19,10 @@ AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     403: {"model": ErrorResponse, "description": "The key's role may not call this."},
     429: {"model": ErrorResponse, "description": "Rate limit of the key exceeded (Retry-After)."},
 }
+STORE_ERRORS: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorResponse, "description": "Conflicts with data already stored."},
+    503: {"model": ErrorResponse, "description": "Database unavailable (Retry-After)."},
+}
 VALIDATION_ERROR: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorResponse, "description": "Invalid request: field, value and reason."},
 }
@@ -29,6 +33,10 @@ api_router = APIRouter(responses=VALIDATION_ERROR)
 api_router.include_router(health.router)
 api_router.include_router(predict.router, dependencies=CLINICIAN, responses=AUTH_ERRORS)
 api_router.include_router(models.router, dependencies=CLINICIAN, responses=AUTH_ERRORS)
-api_router.include_router(feedback.router, dependencies=CLINICIAN, responses=AUTH_ERRORS)
-api_router.include_router(retrain.router, dependencies=ADMIN, responses=AUTH_ERRORS)
+api_router.include_router(
+    feedback.router, dependencies=CLINICIAN, responses={**AUTH_ERRORS, **STORE_ERRORS}
+)
+api_router.include_router(
+    retrain.router, dependencies=ADMIN, responses={**AUTH_ERRORS, **STORE_ERRORS}
+)
 api_router.include_router(monitoring_api.router, dependencies=CLINICIAN, responses=AUTH_ERRORS)

@@ -31,6 +31,7 @@ from app.deps import ModelsDep, SessionDep, SettingsDep
 from app.errors import AppError, ConflictError, NotFoundError
 from app.schemas.errors import ErrorResponse
 from app.schemas.retrain import RetrainAccepted, RetrainJobRead
+from app.schemas.text import Text
 from app.settings import Settings
 from app.store import retrain_jobs
 from app.store.retrain_jobs import blocking_job
@@ -301,7 +302,7 @@ async def create_retrain_job(
 
 
 @router.get("/{job_id}", response_model=RetrainJobRead, responses={404: {"model": ErrorResponse}})
-def read_retrain_job(job_id: str, session: SessionDep) -> RetrainJobRead:
+def read_retrain_job(job_id: Text, session: SessionDep) -> RetrainJobRead:
     """A retraining job's status; once finished, its decision and the scores of both models."""
     job = retrain_jobs.get_retrain_job(session, job_id)
     if job is None:

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import AliasChoices, AliasGenerator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from app.schemas.text import Text
 from app.store.tables import CLINICIAN_ID_MAX_CHARS, CODE_MAX_CHARS, REASON_MAX_CHARS
 from train_pipeline.contract import ED_COHORT
 
@@ -75,20 +76,20 @@ class FeedbackRequest(BaseModel):
         json_schema_extra=_document_rules,
     )
 
-    prediction_id: str = Field(
+    prediction_id: Text = Field(
         min_length=1, max_length=64, description="`prediction_id` returned by `POST /predict`."
     )
     verdict: Verdict = Field(description="What was wrong with the prediction, if anything.")
-    corrected_diagnosis: str | None = Field(
+    corrected_diagnosis: Text | None = Field(
         None, min_length=1, max_length=CODE_MAX_CHARS, description="The right diagnosis code."
     )
-    corrected_treatment: str | None = Field(
+    corrected_treatment: Text | None = Field(
         None, min_length=1, max_length=CODE_MAX_CHARS, description="The right treatment code."
     )
-    reason: str | None = Field(
+    reason: Text | None = Field(
         None, max_length=REASON_MAX_CHARS, description="Free-text reason (no patient identifiers)."
     )
-    clinician_id: str = Field(
+    clinician_id: Text = Field(
         min_length=1,
         max_length=CLINICIAN_ID_MAX_CHARS,
         pattern=r"^[A-Za-z0-9._:@-]+$",

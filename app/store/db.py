@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import subprocess
 import sys
@@ -27,6 +28,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ALEMBIC_INI = PROJECT_ROOT / "alembic.ini"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 30.0
+CONNECT_TIMEOUT_S = 5.0  # the defaults of Settings.database_connect_timeout_s
+STATEMENT_TIMEOUT_S = 10.0  # and Settings.database_statement_timeout_s
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -86,16 +89,31 @@ def dumps_json(value: Any) -> str:
         return json.dumps(value)
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(
+    url: str,
+    *,
+    connect_timeout_s: float = CONNECT_TIMEOUT_S,
+    statement_timeout_s: float = STATEMENT_TIMEOUT_S,
+    **kwargs: Any,
+) -> Engine:
     """Build an engine for ``url`` (SQLite file/memory or PostgreSQL via psycopg 3).
+
+    Bound parameters are never part of an error's text (``hide_parameters``): a failed INSERT
+    would otherwise quote a feedback's reason or a clinician id into a log line.
 
     Args:
         url: SQLAlchemy URL; a SQLite file's parent directory is created when missing.
+        connect_timeout_s / statement_timeout_s: PostgreSQL's bounds (`Settings`
+            ``database_*_timeout_s``); the pool waits ``connect_timeout_s`` for a connection.
         **kwargs: passed to `sqlalchemy.create_engine` (e.g. ``pool_size``).
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        options: dict[str, Any] = {"pool_pre_ping": False, "json_serializer": dumps_json}
+        options: dict[str, Any] = {
+            "pool_pre_ping": False,
+            "json_serializer": dumps_json,
+            "hide_parameters": True,
+        }
         options.update(kwargs)
         connect_args = dict(options.pop("connect_args", {}))
         connect_args.setdefault("check_same_thread", False)
@@ -119,10 +137,24 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         "pool_pre_ping": True,
         "pool_size": 10,
         "max_overflow": 20,
+        "pool_timeout": connect_timeout_s,
         "json_serializer": dumps_json,
+        "hide_parameters": True,
+        "connect_args": {
+            # libpq takes whole seconds (at least 2 are used); the statement timeout in ms.
+            "connect_timeout": max(2, math.ceil(connect_timeout_s)),
+            "options": _with_statement_timeout(parsed.query.get("options"), statement_timeout_s),
+        },
     }
     options.update(kwargs)
     return create_engine(parsed, **options)
+
+
+def _with_statement_timeout(url_options: Any, timeout_s: float) -> str:
+    """libpq ``options`` of the URL (e.g. a ``search_path``) plus the statement timeout: a
+    ``connect_args`` entry replaces the URL's, so both are given here."""
+    given = " ".join(url_options) if isinstance(url_options, tuple) else (url_options or "")
+    return f"{given} -c statement_timeout={int(timeout_s * 1000)}".strip()
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

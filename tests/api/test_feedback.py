@@ -1,5 +1,6 @@
-"""`/feedback` through the real app (own SQLite store, no model needed: corrections are then
-checked against the task's codes): bad input table, idempotency, stats, CSV export, auth."""
+"""`/feedback` through the real app (own store, SQLite and the real PostgreSQL; no model needed:
+corrections are then checked against the task's codes): bad input table, idempotency, stats, CSV
+export, auth."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import csv
 import io
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +20,28 @@ from app.main import create_app
 from app.store import repository
 from app.store.tables import FeedbackRow
 from tests.api.conftest import ADMIN, CLINICIAN, assert_error, make_settings
+from tests.pg_schema import empty_pg_schema
 from train_pipeline.contract import ED_COHORT
 
 
-@pytest.fixture(scope="module")
-def app_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    settings = make_settings(
-        tmp_path_factory.mktemp("feedback"), retrain_min_feedback=3, retrain_error_rate=0.5
-    )
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-        yield client
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def app_client(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TestClient]:
+    with ExitStack() as stack:
+        store = (
+            {}
+            if request.param == "sqlite"
+            else {"database_url": stack.enter_context(empty_pg_schema())}
+        )
+        settings = make_settings(
+            tmp_path_factory.mktemp("feedback"),
+            retrain_min_feedback=3,
+            retrain_error_rate=0.5,
+            **store,
+        )
+        with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+            yield client
 
 
 def audit_row(**overrides: Any) -> dict[str, Any]:
@@ -133,6 +147,17 @@ BAD_INPUTS = [
     ("unknown field", {"patient_name": "Jane"}, "patient_name", "unknown field"),
     ("missing prediction id", {"prediction_id": None}, "prediction_id", "is required"),
     ("empty corrected code", {"corrected_diagnosis": ""}, "corrected_diagnosis", "at least 1"),
+    # Control characters: PostgreSQL refuses a NUL in text (it answered 500), logs must not
+    # carry terminal escapes.
+    ("NUL in the reason", {"reason": "crackles\x00CRP 140"}, "reason", "U+0000 at position 8"),
+    ("escape in the reason", {"reason": "\x1b[31mred"}, "reason", "U+001B"),
+    ("NUL in the prediction id", {"prediction_id": "abc\x00def"}, "prediction_id", "U+0000"),
+    (
+        "NUL in a corrected code",
+        {"corrected_diagnosis": "pneu\x00monia"},
+        "corrected_diagnosis",
+        "U+0000",
+    ),
 ]
 
 
@@ -152,6 +177,14 @@ def test_bad_feedback_is_a_clear_422_and_writes_nothing(
     assert field in fields, error
     assert reason in fields[field], fields[field]
     assert feedback_count(app_client) == before
+
+
+def test_tabs_and_line_breaks_stay_allowed_in_the_reason(app_client: TestClient) -> None:
+    [pid] = add_predictions(app_client, audit_row())
+    reason = "crackles\tCRP 140\r\nlactate 4.1"
+    response = app_client.post("/feedback", json=body(pid, reason=reason), headers=CLINICIAN)
+    assert response.status_code == 201, response.text
+    assert response.json()["reason"] == reason
 
 
 def test_unknown_prediction_is_404(app_client: TestClient) -> None:

@@ -25,6 +25,7 @@ from app.settings import Settings
 from app.store import db, retrain_jobs
 from retrain.celery_app import RETRAIN_TASK
 from tests.api.conftest import ADMIN, CLINICIAN, assert_error, closed_port, make_settings
+from tests.pg_schema import empty_pg_schema
 
 
 @pytest.fixture
@@ -87,6 +88,19 @@ def test_an_abandoned_job_no_longer_blocks(client: TestClient) -> None:
 def test_unknown_job_is_404(client: TestClient) -> None:
     error = assert_error(client.get("/retrain/nope", headers=ADMIN), 404, "retrain_job_not_found")
     assert error["details"][0]["field"] == "job_id"
+
+
+def test_a_control_character_in_a_job_id_is_422_on_postgresql(tmp_path: Path) -> None:
+    # PostgreSQL refuses a NUL in a query's text: it answered 500 before the id was validated.
+    with empty_pg_schema() as url:
+        settings = make_settings(tmp_path, database_url=url)
+        with TestClient(create_app(settings), raise_server_exceptions=False) as pg_client:
+            response = pg_client.get("/retrain/abc%00def", headers=ADMIN)
+            unknown = pg_client.get("/retrain/abc-def", headers=ADMIN)
+    error = assert_error(response, 422, "validation_error")
+    assert error["details"][0]["field"] == "path.job_id"
+    assert "U+0000" in error["details"][0]["reason"]
+    assert_error(unknown, 404, "retrain_job_not_found")
 
 
 def test_unreachable_broker_is_503_and_the_job_is_marked_failed(tmp_path: Path) -> None:

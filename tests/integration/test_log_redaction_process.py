@@ -1,9 +1,11 @@
 """No patient value in what a real server process writes: `python -m app` over the trained store,
 normal requests and two error paths whose exceptions quote patient data, output read back.
 
-1. `python -m app` itself: predictions, a 422, feedback with a free-text reason and a clinician
-   id, then the same feedback insert refused by the database (a trigger), so SQLAlchemy's error,
-   bound parameters included, reaches the catch-all handler's traceback and uvicorn's.
+1. `python -m app` itself, on SQLite and on the real PostgreSQL: predictions, a 422, feedback with
+   a free-text reason and a clinician id, then the same feedback insert refused by the database
+   (a trigger): the database error answers 409 (SQLite: a constraint) or 503 with Retry-After
+   (PostgreSQL: an error raised by the server), in the error shape, and no line quotes the
+   statement's values (engines hide their parameters; the handler logs the error's type only).
 2. The same entry point with one extra route raising ``ValueError({'heart_rate': 131.5, ...})``
    (`tests/integration/_raising_app.py`): a message and a traceback quoting a record.
 """
@@ -23,13 +25,16 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from app.log_config import REDACTED
 from app.settings import PROJECT_ROOT
+from app.store import db
 from tests.api.conftest import CLINICIAN
 from tests.factories import make_patient
 from tests.integration import _raising_app
 from tests.integration.test_startup_sources import app_process_env, free_port, wait_http
+from tests.pg_schema import empty_pg_schema
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -42,7 +47,7 @@ PATIENT_VALUES = (str(HEART_RATE), REASON, "zebra-umbrella", CLINICIAN_ID)
 @dataclass
 class Served:
     base: str
-    database: Path
+    database_url: str
     output: Path  # the process's stdout and stderr, interleaved
 
     def log_lines(self) -> list[dict[str, Any]]:
@@ -50,11 +55,20 @@ class Served:
         return [json.loads(line) for line in lines if line.startswith("{")]
 
 
-def _serve(module: str, trained_store: Any, tmp_path: Path) -> Iterator[Served]:
+def _serve(
+    module: str, trained_store: Any, tmp_path: Path, database_url: str | None = None
+) -> Iterator[Served]:
     port = free_port()
-    database = tmp_path / "hp.db"
+    database_url = database_url or f"sqlite:///{tmp_path / 'hp.db'}"
     # DEBUG with the access log: the most the service can be made to write
-    env = app_process_env(trained_store, port, database, HP_ACCESS_LOG="true", HP_LOG_LEVEL="DEBUG")
+    env = app_process_env(
+        trained_store,
+        port,
+        tmp_path / "unused.db",
+        HP_ACCESS_LOG="true",
+        HP_LOG_LEVEL="DEBUG",
+        HP_DATABASE_URL=database_url,
+    )
     output = tmp_path / "process.out"
     with output.open("wb") as sink:
         proc = subprocess.Popen(
@@ -63,7 +77,7 @@ def _serve(module: str, trained_store: Any, tmp_path: Path) -> Iterator[Served]:
         base = f"http://127.0.0.1:{port}"
         try:
             wait_http(f"{base}/health/ready", timeout_s=180)
-            yield Served(base, database, output)
+            yield Served(base, database_url, output)
         finally:
             proc.terminate()
             try:
@@ -73,9 +87,15 @@ def _serve(module: str, trained_store: Any, tmp_path: Path) -> Iterator[Served]:
                     proc.kill()
 
 
-@pytest.fixture
-def served_app(trained_store: Any, tmp_path: Path) -> Iterator[Served]:
-    yield from _serve("app", trained_store, tmp_path)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def served_app(
+    request: pytest.FixtureRequest, trained_store: Any, tmp_path: Path
+) -> Iterator[Served]:
+    if request.param == "sqlite":
+        yield from _serve("app", trained_store, tmp_path)
+        return
+    with empty_pg_schema() as url:
+        yield from _serve("app", trained_store, tmp_path, url)
 
 
 @pytest.fixture
@@ -111,13 +131,31 @@ def _feedback(pid: str) -> dict[str, Any]:
     }
 
 
-def _refuse_feedback_inserts(database: Path) -> None:
-    """A database that refuses the next feedback row, as a full disk or a lost lock would."""
-    with sqlite3.connect(database) as db:
-        db.execute(
-            "CREATE TRIGGER refuse_feedback BEFORE INSERT ON feedback"
-            " BEGIN SELECT RAISE(ABORT, 'feedback refused'); END"
+def _refuse_feedback_inserts(database_url: str) -> None:
+    """A database that refuses the next feedback row, as a full disk or a lost lock would
+    (SQLite's trigger can only raise a constraint error; PostgreSQL's raises a server error)."""
+    if database_url.startswith("sqlite"):
+        with sqlite3.connect(database_url.removeprefix("sqlite:///")) as conn:
+            conn.execute(
+                "CREATE TRIGGER refuse_feedback BEFORE INSERT ON feedback"
+                " BEGIN SELECT RAISE(ABORT, 'feedback refused'); END"
+            )
+        return
+    engine = db.make_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "CREATE FUNCTION refuse_feedback() RETURNS trigger LANGUAGE plpgsql AS"
+                " $$ BEGIN RAISE EXCEPTION 'feedback refused'; END $$"
+            )
         )
+        conn.execute(
+            text(
+                "CREATE TRIGGER refuse_feedback BEFORE INSERT ON feedback"
+                " FOR EACH ROW EXECUTE FUNCTION refuse_feedback()"
+            )
+        )
+    engine.dispose()
 
 
 def test_python_m_app_logs_no_patient_value_even_in_a_database_error(
@@ -137,15 +175,22 @@ def test_python_m_app_logs_no_patient_value_even_in_a_database_error(
         assert batch.status_code == 200, batch.text
         stored = client.post("/feedback", json=_feedback(pids[0]))
         assert stored.status_code == 201, stored.text
-        _refuse_feedback_inserts(served_app.database)
+        _refuse_feedback_inserts(served_app.database_url)
+        started = time.monotonic()
         refused = client.post("/feedback", json=_feedback(pids[1]))
-        assert refused.status_code == 500, refused.text
+        elapsed = time.monotonic() - started
+    error = refused.json()["error"]
+    if served_app.database_url.startswith("sqlite"):
+        assert (refused.status_code, error["code"]) == (409, "conflict"), refused.text
+    else:
+        assert (refused.status_code, error["code"]) == (503, "store_unavailable"), refused.text
+        assert refused.headers["Retry-After"] == "5"
+    assert refused.headers["X-Request-ID"] and elapsed < 10
     _assert_no_patient_value(served_app, PATIENT_VALUES)
-    tracebacks = _tracebacks(served_app)
-    ours = tracebacks["app.errors"]  # the catch-all handler's traceback, logged and redacted
-    assert "Traceback (most recent call last)" in ours and "IntegrityError" in ours
-    assert "feedback refused" in ours and "INSERT INTO feedback" in ours
-    assert f"[parameters: {REDACTED}]" in ours
+    logged = [line for line in served_app.log_lines() if line["message"] == "database error"]
+    assert logged and logged[0]["error_type"] in ("IntegrityError", "ProgrammingError")
+    assert "exception" not in logged[0]  # no traceback: it would quote the statement
+    assert "feedback refused" not in served_app.output.read_text(errors="replace")
     access = [line for line in served_app.log_lines() if line["logger"] == "app.access"]
     assert {line["route"] for line in access} >= {"/predict", "/predict/batch", "/feedback"}
 
@@ -160,6 +205,6 @@ def test_an_exception_quoting_a_record_is_logged_redacted(served_raising_app: Se
     )
     tracebacks = _tracebacks(served_raising_app, {"app.errors", "uvicorn.error"})
     assert set(tracebacks) >= {"app.errors", "uvicorn.error"}  # ours, then uvicorn's own
-    for text in tracebacks.values():
-        assert "Traceback (most recent call last)" in text
-        assert f"ValueError: {{'heart_rate': {REDACTED}, 'clinician_id': {REDACTED}}}" in text
+    for logged in tracebacks.values():
+        assert "Traceback (most recent call last)" in logged
+        assert f"ValueError: {{'heart_rate': {REDACTED}, 'clinician_id': {REDACTED}}}" in logged
