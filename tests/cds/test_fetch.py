@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -158,3 +159,22 @@ def test_a_token_the_fhir_server_refuses_is_412(call: Call, stub: FhirStub) -> N
 def test_an_unreachable_fhir_server_is_412(call: Call) -> None:
     body = _with_server({}, f"http://127.0.0.1:{closed_port()}/fhir")
     assert_error(call(body), 412, "precondition_failed")
+
+
+def test_no_token_or_patient_value_in_any_log_line(
+    call: Call, stub: FhirStub, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    stub.fail.add("Condition")  # a failed read is logged too
+    body = _with_server({}, stub.base)
+    response = call(body)
+    assert response.status_code == 200, response.text
+    server_side = [r for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))]
+    assert server_side, "nothing was logged"
+    text = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in server_side)
+    # The FHIR reads themselves (httpx's URLs name the patient) log nothing at INFO.
+    reads = [r for r in caplog.records if r.name == "httpx" and "127.0.0.1" in r.getMessage()]
+    assert all(stub.base not in r.getMessage() for r in reads if r.levelno >= logging.INFO)
+    for secret in (TOKEN, fd.PATIENT_ID, "Practitioner/example", "1959-05-20", "Claire"):
+        assert secret not in text, secret
+    assert "eyJ" not in text  # no JWT
