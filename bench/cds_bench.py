@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -158,11 +159,21 @@ async def run(url: str, payloads: list[bytes], auth: list[str], connections: int
     return latencies
 
 
-def summary(label: str, latencies: list[float], wall_s: float) -> str:
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (from /proc; its audit child not included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def summary(label: str, latencies: list[float], wall_s: float, cpu: float) -> str:
     ms = sorted(x * 1000 for x in latencies)
     p99 = ms[min(len(ms) - 1, int(0.99 * len(ms)))]
     rate = len(ms) / wall_s
-    return f"| {label} | {len(ms)} | {statistics.median(ms):.2f} ms | {p99:.2f} ms | {rate:.0f} |"
+    per_call = cpu / len(ms) * 1000
+    return (
+        f"| {label} | {len(ms)} | {statistics.median(ms):.2f} ms | {p99:.2f} ms | {rate:.0f} "
+        f"| {per_call:.2f} ms |"
+    )
 
 
 def main() -> None:
@@ -197,18 +208,24 @@ def main() -> None:
     try:
         asyncio.run(run(url, payloads[: args.warmup], auth[: args.warmup], 1))
         auth = auth[args.warmup :]
-        lines = ["| calls | n | p50 | p99 | calls/s |", "|---|---|---|---|---|"]
+        lines = [
+            "| calls | n | p50 | p99 | calls/s | server CPU a call |",
+            "|---|---|---|---|---|---|",
+        ]
         for connections, chunk in (
             (1, auth[: len(payloads)]),
             (args.connections, auth[len(payloads) :]),
         ):
-            t0 = time.perf_counter()
+            assert server.proc is not None
+            t0, cpu0 = time.perf_counter(), cpu_s(server.proc.pid)
             latencies = asyncio.run(run(url, payloads, chunk, connections))
             label = "sequential" if connections == 1 else f"{connections} connections"
-            lines.append(summary(label, latencies, time.perf_counter() - t0))
+            cpu = cpu_s(server.proc.pid) - cpu0
+            lines.append(summary(label, latencies, time.perf_counter() - t0, cpu))
     finally:
         stop(server)
-    sys.stdout.write("\n".join(lines) + "\n")
+    load = os.getloadavg()[0]
+    sys.stdout.write("\n".join(lines) + f"\n(load average {load:.1f} on {os.cpu_count()} cores)\n")
 
 
 if __name__ == "__main__":
