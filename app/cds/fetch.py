@@ -65,7 +65,14 @@ async def gather(
     lacking = [k for k in REQUIRED_PREFETCH if k not in out or (k == "patient" and not out[k])]
     if lacking:
         raise PrefetchUnavailableError(details=[_detail(k) for k in lacking])
+    if out["patient"].get("id", patient_id) != patient_id:  # never predict for another patient
+        raise PrefetchUnavailableError(
+            details=[{"field": "prefetch.patient", "value": None, "reason": _OTHER_PATIENT}]
+        )
     return out
+
+
+_OTHER_PATIENT = "Patient.id is not context.patientId"
 
 
 def _detail(key: str) -> dict[str, Any]:

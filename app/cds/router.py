@@ -14,7 +14,7 @@ from fastapi import APIRouter
 from app.cds import feedback, hook
 from app.cds.definition import SERVICE_ID, discovery
 from app.cds.errors import UnknownCardError
-from app.cds.schemas import FeedbackRequest, HookRequest
+from app.cds.schemas import CardFeedbackRequest, HookRequest
 from app.deps import AuditDep, ServiceDep, SessionDep, SettingsDep
 from app.schemas.errors import ErrorResponse
 
@@ -49,7 +49,7 @@ async def call_triage(
 
 @router.post(f"/{SERVICE_ID}/feedback", summary="Outcomes of the cards")
 async def create_card_feedback(
-    body: FeedbackRequest, session: SessionDep, audit: AuditDep
+    body: CardFeedbackRequest, session: SessionDep, audit: AuditDep
 ) -> dict[str, Any]:
     """Accepted cards are stored as verdict `correct`, overrides by their coded reason, in the
     feedback table of `POST /feedback`; 404 (nothing stored) when a card uuid is unknown."""

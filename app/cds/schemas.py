@@ -73,7 +73,7 @@ class CardFeedback(BaseModel):
     outcomeTimestamp: str
 
 
-class FeedbackRequest(BaseModel):
+class CardFeedbackRequest(BaseModel):
     """CDS Hooks §Feedback: the outcome of one or more cards."""
 
     feedback: list[CardFeedback] = Field(min_length=1, max_length=100)

@@ -180,6 +180,13 @@ def test_data_that_cannot_be_had_is_412(call: Call, prefetch: dict[str, Any]) ->
     assert {d["field"] for d in error["details"]} <= {"prefetch.patient", "prefetch.observations"}
 
 
+def test_a_patient_other_than_the_context_one_is_never_used(call: Call) -> None:
+    prefetch = fd.pneumonia_prefetch()
+    prefetch["patient"]["id"] = "someone-else"
+    error = assert_error(call(fd.hook_request(prefetch)), 412, "precondition_failed")
+    assert error["details"][0]["reason"] == "Patient.id is not context.patientId"
+
+
 def test_a_body_that_is_not_a_hook_request_is_422(call: Call) -> None:
     assert_error(call({"hook": "patient-view"}), 422, "validation_error")
     assert_error(call(fd.hook_request(hook="order-sign")), 422, "validation_error")

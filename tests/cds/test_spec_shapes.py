@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.cds.schemas import FeedbackRequest, HookRequest
+from app.cds.schemas import CardFeedbackRequest, HookRequest
 from tests.cds import fhir_data as fd
 from tests.cds.conftest import BASE, TokenFactory, bearer
 
@@ -159,7 +159,7 @@ def test_the_spec_request_example_is_a_valid_request() -> None:
 
 @pytest.mark.parametrize("example", SPEC_FEEDBACK, ids=["accepted", "overridden", "with-reason"])
 def test_the_spec_feedback_examples_are_valid_feedback(example: dict[str, Any]) -> None:
-    FeedbackRequest.model_validate(example)
+    CardFeedbackRequest.model_validate(example)
 
 
 def test_our_card_has_the_spec_card_shape(call: Callable[[dict[str, Any]], Any]) -> None:
