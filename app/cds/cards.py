@@ -16,6 +16,8 @@ from train_pipeline.contract import ED_COHORT, SYMPTOMS
 
 SUMMARY_MAX = 139
 OVERRIDE_SYSTEM = "https://healthpredict.example/cds/override-reason"
+# "diagnosis-is-<code>": the clinician names another of the top diagnoses, a full correction.
+DIAGNOSIS_IS = "diagnosis-is-"
 # Coded override reason -> feedback verdict (None: stored nowhere, see `app.cds.feedback`).
 OVERRIDE_REASONS: tuple[tuple[str, str, str | None], ...] = (
     ("wrong-diagnosis", "The diagnosis is wrong", "wrong_diagnosis"),
@@ -137,11 +139,22 @@ def prediction_card(body: dict[str, Any], unusable: Sequence[Unusable]) -> dict[
             }
         ]
         card["selectionBehavior"] = "at-most-one"
-        card["overrideReasons"] = [
-            {"code": code, "system": OVERRIDE_SYSTEM, "display": display}
-            for code, display, _ in OVERRIDE_REASONS
-        ]
+        card["overrideReasons"] = override_reasons(body)
     return card
+
+
+def override_reasons(body: dict[str, Any]) -> list[dict[str, str]]:
+    """The other top diagnoses as corrections ("diagnosis is rather …"), then the generic
+    reasons."""
+    others = [
+        (f"{DIAGNOSIS_IS}{c['code']}", f"The diagnosis is rather: {c['label']}")
+        for c in body["diagnosis"]["top_k"][1:]
+    ]
+    generic = [(code, display) for code, display, _ in OVERRIDE_REASONS]
+    return [
+        {"code": code, "system": OVERRIDE_SYSTEM, "display": display}
+        for code, display in [*others, *generic]
+    ]
 
 
 def not_assessable_card(reasons: Sequence[str]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from app.settings import Settings
-from app.store import db
+from app.store import db, repository
 from app.store.tables import FeedbackRow, PredictionRow
 from tests.api.conftest import CLINICIAN, assert_error
 from tests.cds import fhir_data as fd
@@ -107,11 +107,9 @@ def test_the_card_says_what_it_rests_on(call: Call) -> None:
     assert "**Main factors**" in card["detail"]
     assert "(weighs for " in card["detail"] or "(weighs against " in card["detail"]
     assert card["selectionBehavior"] == "at-most-one"
-    assert [r["code"] for r in card["overrideReasons"]] == [
-        "wrong-diagnosis",
-        "wrong-treatment",
-        "other",
-    ]
+    codes = [r["code"] for r in card["overrideReasons"]]
+    assert codes[-3:] == ["wrong-diagnosis", "wrong-treatment", "other"]
+    assert codes[:-3] and all(c.startswith("diagnosis-is-") for c in codes[:-3])
     assert all(r["display"] and r["system"] for r in card["overrideReasons"])
 
 
@@ -255,3 +253,30 @@ def test_feedback_on_an_unknown_card_is_404_and_stores_nothing(
     error = assert_error(_feedback(cds_client, make_token, items), 404, "card_not_found")
     assert [d["value"] for d in error["details"]] == [items[1]["card"], direct]
     assert _feedback_rows(cds_settings, known) == []
+
+
+def test_an_override_naming_another_diagnosis_is_a_training_row(
+    call: Call, cds_client: TestClient, make_token: TokenFactory, cds_settings: Settings
+) -> None:
+    card = _card(call, fd.hook_request())
+    reason = card["overrideReasons"][0]  # the second most probable diagnosis
+    corrected = reason["code"].removeprefix("diagnosis-is-")
+    item = {
+        "card": card["uuid"],
+        "outcome": "overridden",
+        "overrideReason": {"reason": reason},
+        "outcomeTimestamp": "2026-11-30T09:20:00Z",
+    }
+    response = _feedback(cds_client, make_token, [item])
+    assert response.json()["feedback"][0]["verdict"] == "wrong_diagnosis"
+    (row,) = _feedback_rows(cds_settings, card["uuid"])
+    assert (row.verdict, row.corrected_diagnosis) == ("wrong_diagnosis", corrected)
+    engine = db.make_engine(cds_settings.database_url)
+    try:
+        with db.make_sessionmaker(engine)() as session:
+            rows = repository.corrected_rows(session)
+    finally:
+        engine.dispose()
+    (training,) = [r for r in rows if r["prediction_id"] == card["uuid"]]
+    assert training["diagnosis"] == corrected
+    assert training["heart_rate"] == 112.0
