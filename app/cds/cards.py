@@ -71,7 +71,7 @@ def _value_words(name: str, value: Any) -> str:
         return f"{feat.description}: not measured"
     if feat.kind == "multilabel":
         labels = [_SYMPTOM_LABELS.get(c, c) for c in value] or ["none reported"]
-        return f"{feat.description}: {', '.join(labels).lower()}"
+        return f"Symptoms: {', '.join(labels).lower()}"
     if feat.kind == "boolean":
         return f"{feat.description}: {'yes' if value else 'no'}"
     shown = f"{value:.3g}" if isinstance(value, float) else str(value)
