@@ -32,6 +32,7 @@ REPLAY_CACHE_MAX = 100_000
 DEV_ISSUER = "dev"
 DEV_JWKS_PATH = Path(__file__).with_name("dev_jwks.json")
 _PRIVATE_PARTS = ("d", "p", "q", "dp", "dq", "qi", "oth")
+_UNVERIFIED = jwt.PyJWT()
 
 
 def _algorithm_of(jwk: dict[str, Any]) -> str | None:
@@ -112,11 +113,13 @@ class TokenVerifier:
         return claims
 
     def _check(self, token: str, audience: str) -> dict[str, Any]:
-        header = jwt.get_unverified_header(token)
+        # One unverified read for the key's lookup (iss, kid, alg), then the verified decode.
+        unverified = _UNVERIFIED.decode_complete(token, options={"verify_signature": False})
+        header = unverified["header"]
         alg, kid = header.get("alg"), header.get("kid")
         if alg not in ALGORITHMS:
             raise jwt.InvalidAlgorithmError("algorithm not accepted")
-        iss = jwt.decode(token, options={"verify_signature": False})["iss"]
+        iss = unverified["payload"]["iss"]
         key = self._keys[(str(iss), str(kid))]  # KeyError: unknown issuer or kid
         if key.algorithm_name != alg:
             raise jwt.InvalidAlgorithmError("algorithm does not fit the key")
