@@ -75,8 +75,9 @@ class FhirStub:
             bundle["link"] = [{"relation": "next", "url": next_url}]
             return bundle
         bundle = fd.bundle(observations[5:])
-        # A next link to another server is never followed.
-        bundle["link"] = [{"relation": "next", "url": "http://elsewhere.example/fhir/x"}]
+        # A next link off the FHIR server's base is never followed (this stub would record it).
+        foreign = self.base.replace("/fhir", "/elsewhere") + "/Observation?page=3"
+        bundle["link"] = [{"relation": "next", "url": foreign}]
         return bundle
 
 
