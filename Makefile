@@ -85,6 +85,11 @@ test: install install-system ## install everything and run the whole test suite 
 .PHONY: bench
 bench: install install-system ## benchmark /predict against mlflow serve, BentoML and a bare endpoint
 	$(PY) bench/run.py $(BENCH_ARGS)
+	$(PY) bench/cds_bench.py
+
+.PHONY: bench-cds
+bench-cds: install ## p50/p99 of a CDS Hooks call with a full FHIR prefetch, sequential and at 8 connections
+	$(PY) bench/cds_bench.py $(BENCH_CDS_ARGS)
 
 .PHONY: lint
 lint: install ## ruff lint + format check, mypy on app/, import contracts (no cycles, one direction)

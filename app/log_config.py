@@ -148,6 +148,8 @@ def configure_logging(level: str | int = "INFO") -> None:
         lg.propagate = True
     # Our middleware writes the access log (with request id and latency); silence uvicorn's.
     logging.getLogger("uvicorn.access").disabled = True
+    # httpx logs each request's URL at INFO: a CDS call's FHIR reads name the patient in theirs.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")

@@ -138,6 +138,32 @@ class Settings(BaseSettings):
         6000, ge=1, description="Requests per minute per key (429 beyond)."
     )
 
+    # --- CDS Hooks (EHR door, `/cds-services`) -------------------------------------------
+    cds_jwks_file: Path | None = Field(
+        None,
+        description="JSON file of the EHRs trusted to call `/cds-services`: "
+        '`{"<iss>": {"keys": [<public JWK>, ...]}}` (ES384 / RS384). Unset: every CDS call is '
+        "refused (401), unless `HP_CDS_DEV_KEYS` is on.",
+    )
+    cds_dev_keys: bool = Field(
+        False,
+        description="Development only (refused in production): also trust issuer `dev`, whose "
+        "key pair ships in `app/cds/dev_jwks.json`; `python -m app.cds.dev_token URL` signs a "
+        "token with it for local trials.",
+    )
+    public_base_url: str | None = Field(
+        None,
+        description="The service's public base URL (e.g. `https://cds.example.org`) when it "
+        "runs behind a proxy: CDS tokens' `aud` must be this plus the path called. Unset: the "
+        "URL of the request as received.",
+    )
+    cds_fhir_timeout_s: float = Field(
+        2.0,
+        gt=0,
+        description="Timeout of each FHIR read when a CDS call lacks prefetch and names its "
+        "`fhirServer` (connect: half of it).",
+    )
+
     # --- feedback and retraining ---------------------------------------------------------
     retrain_min_feedback: int = Field(
         50, ge=1, description="Feedback rows needed before retraining is recommended."
@@ -201,6 +227,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _enforce_non_default_secrets(self) -> Settings:
+        if self.environment == "production" and self.cds_dev_keys:
+            raise ValueError("HP_CDS_DEV_KEYS trusts a published key pair; never in production")
         if self.environment == "production":
             keys = self.api_keys.get_secret_value()
             if DEFAULT_ADMIN_KEY in keys or DEFAULT_CLINICIAN_KEY in keys:

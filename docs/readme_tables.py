@@ -1,4 +1,4 @@
-"""Generate the README's field table (from the feature contract) and settings table (from Settings).
+"""Generate the README's tables: fields and FHIR mapping (feature contract), settings (Settings).
 
 `python -m docs.readme_tables --write README.md` (make readme) rewrites the marked sections; a
 test fails when the README and these sources drift apart. A documentation tool, not part of the
@@ -13,8 +13,9 @@ from pathlib import Path
 
 from app.settings import PROJECT_ROOT, Settings
 from train_pipeline.contract import ED_COHORT, SYMPTOMS, feature_table_markdown
+from train_pipeline.fhir_codes import fhir_table_markdown
 
-MARKERS = ("fields", "symptoms", "classes", "settings")
+MARKERS = ("fields", "symptoms", "classes", "settings", "fhir")
 
 
 def settings_table_markdown() -> str:
@@ -50,6 +51,7 @@ def sections() -> dict[str, str]:
         "symptoms": symptoms_table_markdown(),
         "classes": classes_table_markdown(),
         "settings": settings_table_markdown(),
+        "fhir": fhir_table_markdown(ED_COHORT),
     }
 
 

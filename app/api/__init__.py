@@ -11,6 +11,8 @@ from fastapi import APIRouter, Depends
 
 from app.api import feedback, health, models, predict, retrain
 from app.api import monitoring as monitoring_api
+from app.cds.auth import require_cds_client
+from app.cds.router import router as cds_router
 from app.deps import require_role
 from app.schemas.errors import ErrorResponse
 
@@ -40,3 +42,4 @@ api_router.include_router(
     retrain.router, dependencies=ADMIN, responses={**AUTH_ERRORS, **STORE_ERRORS}
 )
 api_router.include_router(monitoring_api.router, dependencies=CLINICIAN, responses=AUTH_ERRORS)
+api_router.include_router(cds_router, dependencies=[Depends(require_cds_client)])  # own auth

@@ -98,11 +98,17 @@ class PredictionService:
         predictor = self._models.current()  # one read of the bundle for the whole call
         return [(predictor, p) for p in predictor.predict_many(records)]
 
-    async def predict(self, record: Record, *, explain: bool = False) -> Answer:
-        """One patient: diagnosis, coherent treatment, quality, NEWS2, warnings (+ SHAP)."""
+    async def predict(
+        self, record: Record, *, explain: bool = False, annotations: dict[str, Any] | None = None
+    ) -> Answer:
+        """One patient: diagnosis, coherent treatment, quality, NEWS2, warnings (+ SHAP).
+
+        ``annotations`` are extra top-level keys of the body, audited with it (the CDS Hooks
+        door keeps the calling user there for its feedback).
+        """
         self._models.current()  # 503 before queuing (validation already gave its 422)
         predictor, prediction = await self.batcher.submit(record)
-        body = prediction_body(prediction, new_ids(1)[0])
+        body = prediction_body(prediction, new_ids(1)[0]) | (annotations or {})
         if explain and prediction.diagnosis is not None:
             body["explanation"] = await anyio.to_thread.run_sync(
                 _explain, predictor, record, EXPLAIN_TOP_N
