@@ -211,7 +211,16 @@ class Settings(BaseSettings):
         500, ge=10, description="Recent live inputs compared with the training reference."
     )
     drift_refresh_s: float = Field(
-        60.0, gt=0, description="How often the drift report is recomputed in the background."
+        60.0,
+        gt=0,
+        description="How often the drift report is recomputed in the background (the first "
+        "time at most 10 s after start-up); requests only read the last report.",
+    )
+    drift_min_window: int = Field(
+        50,
+        ge=2,
+        description="Fewer live inputs than this: `GET /monitoring/drift` answers 503 'not "
+        "enough data' instead of a drift verdict.",
     )
 
     @model_validator(mode="after")

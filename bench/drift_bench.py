@@ -78,7 +78,7 @@ def monitors(state: Any) -> dict[str, Any]:
             else:
                 ref = to_frame(reference)
             result = compute_drift(ref, to_frame(window), run_id=run_id)
-            self.latest, self._key = result, key
+            self.latest_result, self._key = result, key
             return result
 
         async def refresh(self) -> Any:

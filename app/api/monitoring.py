@@ -31,10 +31,12 @@ async def read_drift(
 ) -> Any:
     """Evidently drift of the last `HP_DRIFT_WINDOW_SIZE` inputs against the training reference.
 
-    Refreshed in the background every `HP_DRIFT_REFRESH_S`; this returns the cached report
-    (computed once now if there is none yet). `?format=html` returns the full Evidently report.
+    Computed in the background every `HP_DRIFT_REFRESH_S`, never inside a request: this returns
+    the last report (its `computed_at` says when), or 503 saying why there is none (fewer than
+    `HP_DRIFT_MIN_WINDOW` live inputs: not enough data). `?format=html` returns the full Evidently
+    report of that same computation.
     """
-    result = await get_monitor(request.app).latest_or_compute()
+    result = get_monitor(request.app).latest()
     if report_format == "html":
         return HTMLResponse(result.html)
     return result.summary.to_dict()

@@ -1,10 +1,10 @@
 """Keeps the latest drift report cached and refreshes it off the request path.
 
 `install_drift(app)` (called by `wiring.install`) runs `start_drift` / `stop_drift` in the
-app's lifespan; `GET /monitoring/drift` calls `get_monitor(app).latest_or_compute()`. This process
-only reads the window (a thread, for the database) and hashes it; the Evidently run (seconds of
-CPU) happens in a child process (`DriftWorker`), and only when the window or the served model
-changed since the last run.
+app's lifespan; `GET /monitoring/drift` reads `get_monitor(app).latest()`, never computing inside
+a request (under load an on-demand report took 55 s). This process only reads the window (a
+thread, for the database) and hashes it; the Evidently run (seconds of CPU) happens in a child
+process (`DriftWorker`), and only when the window or the served model changed since the last run.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ from app.settings import Settings
 from app.store.repository import recent_inputs
 
 logger = logging.getLogger(__name__)
+FIRST_REFRESH_S = 10.0
+"""The first background refresh runs this long after start-up (or sooner, every refresh_s)."""
 
 
 class DriftUnavailableError(AppError):
@@ -52,7 +54,8 @@ class DriftMonitor:
         self.settings = settings
         self.models = models
         self.sessionmaker = sessionmaker
-        self.latest: DriftResult | None = None
+        self.latest_result: DriftResult | None = None
+        self._last_error: str | None = None
         self.worker = DriftWorker()
         self._key: str | None = None
         self._lock = asyncio.Lock()
@@ -82,8 +85,12 @@ class DriftMonitor:
     def _job(self) -> tuple[str, ReferenceSource, list[dict[str, Any]], str]:
         """The window, its reference and run id, and their hash (the cache key)."""
         window = self._window()
-        if len(window) < 2:
-            raise DriftUnavailableError(f"only {len(window)} live inputs recorded so far")
+        needed = self.settings.drift_min_window
+        if len(window) < needed:
+            raise DriftUnavailableError(
+                f"not enough data: {len(window)} live inputs recorded, at least {needed} are "
+                "needed for a drift verdict (HP_DRIFT_MIN_WINDOW)"
+            )
         reference, run_id = self._reference()
         blob = json.dumps([run_id, window], sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest(), reference, window, run_id
@@ -96,15 +103,15 @@ class DriftMonitor:
             if self._stopped:
                 raise DriftUnavailableError("the drift monitor is stopped (shutting down)")
             key, reference, window, run_id = await anyio.to_thread.run_sync(self._job)
-            if key == self._key and self.latest is not None:
-                return self.latest
+            if key == self._key and self.latest_result is not None:
+                return self.latest_result
             try:
                 result = await self.worker.report(reference, window, run_id)
             except BrokenProcessPool as exc:
                 raise DriftUnavailableError(
                     "the drift worker process died; a new one computes the next refresh"
                 ) from exc
-            self.latest, self._key = result, key
+            self.latest_result, self._key = result, key
             metrics.set_drift(result.summary.drift_share, result.summary.n_drifted)
         logger.info(
             "drift report refreshed",
@@ -115,18 +122,31 @@ class DriftMonitor:
         )
         return result
 
-    async def latest_or_compute(self) -> DriftResult:
-        """The cached report, or one computed now (in the child) if there is none yet."""
-        if self.latest is not None:
-            return self.latest
-        return await self.refresh()
+    def latest(self) -> DriftResult:
+        """The last report the background refresh computed; `DriftUnavailableError` (503)
+        saying why when there is none yet."""
+        if self.latest_result is not None:
+            return self.latest_result
+        raise DriftUnavailableError(
+            self._last_error
+            or "no drift report yet: the first background refresh runs within "
+            f"{self._first_delay_s():g} s of start-up, "
+            f"then every {self.settings.drift_refresh_s:g} s"
+        )
+
+    def _first_delay_s(self) -> float:
+        return min(self.settings.drift_refresh_s, FIRST_REFRESH_S)
 
     async def _loop(self) -> None:
+        delay = self._first_delay_s()  # not during startup itself
         while True:
-            await asyncio.sleep(self.settings.drift_refresh_s)  # not during startup
+            await asyncio.sleep(delay)
+            delay = self.settings.drift_refresh_s
             try:
                 await self.refresh()
+                self._last_error = None
             except DriftUnavailableError as exc:
+                self._last_error = exc.message
                 logger.info("drift not computed: %s", exc)
             except Exception:  # keep the loop alive; the next period retries
                 logger.exception("drift refresh failed")

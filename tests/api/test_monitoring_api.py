@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from app.main import create_app
 from app.monitoring import metrics
 from app.monitoring.drift import DriftSummary
+from app.monitoring.monitor import DriftUnavailableError
 from tests.api.conftest import CLINICIAN, assert_error, client_for, make_settings
 from tests.factories import cohort_payloads, make_patient
 from train_pipeline.contract import ED_COHORT
@@ -55,18 +56,28 @@ def test_drift_report_comes_from_a_child_process_as_json_and_html(
         mlflow_tracking_uri=trained_store.tracking_uri,
         bentoml_home=Path(trained_store.bentoml_home),
         mlflow_timeout_s=30.0,
+        drift_min_window=30,
     )
     records = cohort_payloads(Path(trained_store.data_path), 40, seed=3)
     with TestClient(create_app(settings)) as client:
-        response = client.post("/predict/batch", json={"records": records}, headers=CLINICIAN)
-        assert response.status_code == 200, response.text
         state = client.app.state  # type: ignore[attr-defined]
+        few = client.post("/predict/batch", json={"records": records[:20]}, headers=CLINICIAN)
+        assert few.status_code == 200, few.text
         client.portal.call(state.audit.flush)  # type: ignore[union-attr]
+        with pytest.raises(DriftUnavailableError, match="not enough data: 20 live inputs"):
+            client.portal.call(state.drift.refresh)  # what the background loop runs
+        response = client.post("/predict/batch", json={"records": records[20:]}, headers=CLINICIAN)
+        assert response.status_code == 200, response.text
+        client.portal.call(state.audit.flush)  # type: ignore[union-attr]
+        client.portal.call(state.drift.refresh)  # the background refresh, run now
         response = client.get("/monitoring/drift", headers=CLINICIAN)
         assert response.status_code == 200, response.text
         body = response.json()
         child = state.drift.worker.pid
         page = client.get("/monitoring/drift", params={"format": "html"}, headers=CLINICIAN)
+        state.drift.latest_result = None  # as if no refresh had run: a request never computes
+        unrefreshed = client.get("/monitoring/drift", params={"format": "html"}, headers=CLINICIAN)
+    assert_error(unrefreshed, 503, "drift_unavailable")
     assert child is not None and child != os.getpid()
     assert set(body) == {f.name for f in dataclasses.fields(DriftSummary)}
     assert (body["window_size"], body["run_id"]) == (40, trained_store.run_id)
