@@ -1,0 +1,140 @@
+"""The page's view model, generated from the feature contract, and its rendering (Jinja2).
+
+No feature is named here: fields, labels, units, ranges, tiers and codes come from
+`train_pipeline.contract` (French labels from its ``LABELS_FR``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
+
+from app.schemas.patient import TASK
+from app.ui.messages import MESSAGES
+from train_pipeline.contract import LABELS_FR, SYMPTOMS, Feature, Target
+
+Lang = Literal["en", "fr"]
+TEMPLATES = Path(__file__).parent / "templates"
+# Form sections, in order: (message key, which features go in it).
+SECTIONS: tuple[tuple[str, Any], ...] = (
+    ("section_required", lambda f: f.tier == "required"),
+    ("section_critical", lambda f: f.tier == "critical"),
+    ("section_important", lambda f: f.tier == "important"),
+    ("section_optional", lambda f: f.tier == "optional" and f.kind in ("numeric", "integer")),
+    ("section_history", lambda f: f.tier == "optional" and f.kind == "boolean"),
+    ("section_symptoms", lambda f: f.tier == "optional" and f.kind == "multilabel"),
+)
+
+
+@dataclass(frozen=True)
+class Field:
+    """One form control, as the template and the scripts need it."""
+
+    name: str
+    kind: str
+    label: str
+    unit: str
+    tier: str
+    minimum: float | None
+    maximum: float | None
+    options: tuple[tuple[str, str], ...]  # (code, label) for categorical / multilabel
+    max_items: int | None
+
+    @property
+    def range_text(self) -> str:
+        if self.minimum is None or self.maximum is None:
+            return ""
+        return f"{self.minimum:g}–{self.maximum:g}"
+
+    @property
+    def step(self) -> str:
+        return "1" if self.kind == "integer" else "any"
+
+
+def feature_label(feat: Feature, lang: Lang) -> str:
+    return LABELS_FR["features"][feat.name] if lang == "fr" else feat.description
+
+
+def class_labels(target: Target | None, section: str, lang: Lang) -> dict[str, str]:
+    """Code -> label of a target's classes (or of the symptom codes) in ``lang``."""
+    if target is None:
+        return {}
+    if lang == "fr":
+        return {code: LABELS_FR[section][code] for code in target.codes}
+    return dict(target.classes)
+
+
+def symptom_labels(feat: Feature, lang: Lang) -> tuple[tuple[str, str], ...]:
+    english = dict(SYMPTOMS)
+    labels = LABELS_FR["symptoms"] if lang == "fr" else english
+    return tuple((code, labels.get(code, english.get(code, code))) for code in feat.categories)
+
+
+def to_field(feat: Feature, lang: Lang) -> Field:
+    if feat.kind == "multilabel":
+        options = symptom_labels(feat, lang)
+    else:
+        options = tuple((code, code) for code in feat.categories)
+    return Field(
+        name=feat.name,
+        kind=feat.kind,
+        label=feature_label(feat, lang),
+        unit=feat.unit,
+        tier=feat.tier,
+        minimum=feat.minimum,
+        maximum=feat.maximum,
+        options=options,
+        max_items=feat.max_items,
+    )
+
+
+def sections(lang: Lang) -> list[tuple[str, list[Field]]]:
+    text = MESSAGES[lang]
+    out = []
+    for key, belongs in SECTIONS:
+        fields = [to_field(f, lang) for f in TASK.features if belongs(f)]
+        if fields:
+            out.append((text[key], fields))
+    return out
+
+
+def page_data(lang: Lang, batch_max: int) -> dict[str, Any]:
+    """What the scripts need: fields, class labels, UI text and the batch limit (JSON)."""
+    fields = [asdict(to_field(f, lang)) for f in TASK.features]
+    return {
+        "lang": lang,
+        "fields": fields,
+        "diagnoses": class_labels(TASK.diagnosis, "diagnosis", lang),
+        "treatments": class_labels(TASK.treatment, "treatment", lang),
+        "text": MESSAGES[lang],
+        "batch_max": batch_max,
+    }
+
+
+@lru_cache(maxsize=1)
+def environment() -> Environment:
+    return Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(("html",)),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+@lru_cache(maxsize=8)
+def render_page(lang: Lang, static: str, batch_max: int) -> str:
+    """The whole page; the same for every caller, so rendered once per language."""
+    data = json.dumps(page_data(lang, batch_max), ensure_ascii=False).replace("</", "<\\/")
+    return environment().get_template("page.html").render(
+        lang=lang,
+        text=MESSAGES[lang],
+        sections=sections(lang),
+        static=static,
+        page_data=Markup(data),  # JSON in a non-executed <script type="application/json">
+    )
