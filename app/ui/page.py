@@ -131,10 +131,14 @@ def environment() -> Environment:
 def render_page(lang: Lang, static: str, batch_max: int) -> str:
     """The whole page; the same for every caller, so rendered once per language."""
     data = json.dumps(page_data(lang, batch_max), ensure_ascii=False).replace("</", "<\\/")
-    return environment().get_template("page.html").render(
-        lang=lang,
-        text=MESSAGES[lang],
-        sections=sections(lang),
-        static=static,
-        page_data=Markup(data),  # JSON in a non-executed <script type="application/json">
+    return (
+        environment()
+        .get_template("page.html")
+        .render(
+            lang=lang,
+            text=MESSAGES[lang],
+            sections=sections(lang),
+            static=static,
+            page_data=Markup(data),  # JSON in a non-executed <script type="application/json">
+        )
     )

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from app.main import create_app
 from app.schemas.patient import TASK
 from app.settings import Settings
+from app.ui.messages import MESSAGES
 from train_pipeline.contract import LABELS_FR, SYMPTOMS
 
 
@@ -117,3 +118,8 @@ def test_an_unknown_language_gets_the_one_error_shape(client: TestClient) -> Non
     (detail,) = response.json()["error"]["details"]
     assert detail["value"] == "de"
 
+
+def test_both_languages_have_every_message_and_none_hides_a_dict_method() -> None:
+    """A key named like a dict method (`clear`) renders the method in Jinja, not the text."""
+    assert MESSAGES["en"].keys() == MESSAGES["fr"].keys()
+    assert not [key for key in MESSAGES["en"] if hasattr(dict, key)]

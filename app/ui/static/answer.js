@@ -21,9 +21,11 @@ function facts(pairs) {
 
 function verdictCard(answer) {
   if (!answer.diagnosis) {
+    // What the service needs before it answers: the missing critical fields.
+    const critical = answer.missing_features.filter((n) => FIELDS[n] && FIELDS[n].tier === "critical");
     return el("div", { class: "card abstained", id: "abstention" },
       el("p", { class: "big", text: T.abstained }),
-      el("p", {}, `${T.abstained_missing}: `, el("strong", { text: names(answer.missing_features) })));
+      el("p", {}, `${T.abstained_missing}: `, el("strong", { text: names(critical) })));
   }
   const d = answer.diagnosis;
   const t = answer.treatment;
@@ -42,8 +44,8 @@ function trustCard(answer) {
   const n = answer.news2 || {};
   return el("div", { class: "card" }, facts([
     [T.quality, el("span", { class: `badge q-${q}`, id: "quality", text: q })],
-    [T.missing, names(answer.missing_features)],
-    [T.imputed, names(answer.imputed_features)],
+    [T.missing, el("span", { class: "list", text: names(answer.missing_features) })],
+    [T.imputed, el("span", { class: "list", text: names(answer.imputed_features) })],
     [T.news2, n.score === null || n.score === undefined ? "—"
       : el("span", {}, `${n.score} · ${T.band} `, el("span", { class: `badge band-${n.band}`, id: "news2-band", text: n.band }))],
     [T.model, `${answer.model.source} · v${answer.model.diagnosis_version} / v${answer.model.treatment_version}`],
@@ -84,7 +86,14 @@ function valueText(name, value) {
 // "SpO2 89 % raised Community-acquired pneumonia", one sentence per contribution.
 export function contributionSentence(item, diagnosis) {
   const verb = item.contribution >= 0 ? T.raised : T.lowered;
-  return `${fieldLabel(item.feature)} ${valueText(item.feature, item.value)} ${verb} ${diagnosis}`;
+  const field = FIELDS[item.feature];
+  const name = field && field.kind === "multilabel" ? T.section_symptoms : fieldLabel(item.feature);
+  return `${name} ${valueText(item.feature, item.value)} ${verb} ${diagnosis}`;
+}
+
+// Long sentences (many symptoms) are shortened on the bar; the full one is in the title.
+function shortened(text, limit = 86) {
+  return text.length <= limit ? text : `${text.slice(0, limit - 1)}…`;
 }
 
 export function renderChart(figure, holder, answer) {
@@ -108,7 +117,7 @@ export function renderChart(figure, holder, answer) {
     const length = (Math.abs(item.contribution) / largest) * (half - 4);
     const up = item.contribution >= 0;
     svg.append(el("g", { class: "bar", "data-feature": item.feature },
-      el("text", { x: 0, y: y + 17, text: sentences[i] }),
+      el("text", { x: 0, y: y + 17, text: shortened(sentences[i]) }, el("title", { text: sentences[i] })),
       el("rect", { class: up ? "up" : "down", x: up ? zero : zero - length, y: y + 4, width: Math.max(length, 1), height: row - 10 })));
   });
   svg.append(el("line", { x1: zero, x2: zero, y1: 0, y2: row * items.length + 8 }));

@@ -63,7 +63,7 @@ function shadowCard(s) {
 // Each card is shown as soon as its own call answers (the drift report may take seconds).
 export async function loadOps(holder, status) {
   say(status, T.sending);
-  const grid = el("div", { class: "answer-grid" });
+  const grid = el("div", { class: "ops-grid" });
   holder.replaceChildren(grid);
   const slot = () => grid.appendChild(el("div", { class: "card", "aria-busy": "true" }));
   const health = call("GET", "/health").then((r) => r.body, () => null);
