@@ -462,7 +462,9 @@ LABELS_FR: dict[str, dict[str, str]] = {
         "diuretics_admit": "Diurétiques IV, hospitalisation",
         "bronchodilators_steroids": "Bronchodilatateurs et corticoïdes",
         "thrombolysis": "Thrombolyse IV, unité neurovasculaire",
-        "stroke_unit_no_thrombolysis": "Unité neurovasculaire, sans thrombolyse (risque hémorragique)",
+        "stroke_unit_no_thrombolysis": (
+            "Unité neurovasculaire, sans thrombolyse (risque hémorragique)"
+        ),
         "insulin_protocol": "Protocole insuline IV et hydratation (acidocétose)",
         "iv_fluids_antiemetics": "Hydratation IV et antiémétiques",
         "anticoagulation": "Anticoagulation curative",
