@@ -21,15 +21,24 @@ from train_pipeline.contract import LABELS_FR, SYMPTOMS, Feature, Target
 
 Lang = Literal["en", "fr"]
 TEMPLATES = Path(__file__).parent / "templates"
-# Form sections, in order: (message key, which features go in it).
-SECTIONS: tuple[tuple[str, Any], ...] = (
-    ("section_required", lambda f: f.tier == "required"),
-    ("section_critical", lambda f: f.tier == "critical"),
-    ("section_important", lambda f: f.tier == "important"),
-    ("section_optional", lambda f: f.tier == "optional" and f.kind in ("numeric", "integer")),
-    ("section_history", lambda f: f.tier == "optional" and f.kind == "boolean"),
-    ("section_symptoms", lambda f: f.tier == "optional" and f.kind == "multilabel"),
+# Form sections, in order (message keys); `section_of` puts every feature in exactly one.
+SECTIONS = (
+    "section_required",
+    "section_critical",
+    "section_important",
+    "section_optional",
+    "section_history",
+    "section_symptoms",
 )
+
+
+def section_of(feat: Feature) -> str:
+    """Required, critical and important fields by tier; optional ones by kind."""
+    if feat.tier != "optional":
+        return f"section_{feat.tier}"
+    return {"boolean": "section_history", "multilabel": "section_symptoms"}.get(
+        feat.kind, "section_optional"
+    )
 
 
 @dataclass(frozen=True)
@@ -95,13 +104,13 @@ def to_field(feat: Feature, lang: Lang) -> Field:
 
 
 def sections(lang: Lang) -> list[tuple[str, list[Field]]]:
+    """(title, fields) of each non-empty form section, in `SECTIONS` order."""
     text = MESSAGES[lang]
-    out = []
-    for key, belongs in SECTIONS:
-        fields = [to_field(f, lang) for f in TASK.features if belongs(f)]
-        if fields:
-            out.append((text[key], fields))
-    return out
+    grouped = [
+        (text[key], [to_field(f, lang) for f in TASK.features if section_of(f) == key])
+        for key in SECTIONS
+    ]
+    return [(title, fields) for title, fields in grouped if fields]
 
 
 def page_data(lang: Lang, batch_max: int) -> dict[str, Any]:
