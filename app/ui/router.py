@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
-from app.ui.page import Lang, render_page
+from app.ui.page import Lang, render_page, stylesheet
 
 STATIC_PATH = "/ui/static"
 # External scripts only (no 'unsafe-inline', no eval); the JSON data block is not executed.
@@ -19,7 +19,7 @@ CONTENT_SECURITY_POLICY = "; ".join(
     (
         "default-src 'none'",
         "script-src 'self'",
-        "style-src 'self'",
+        f"style-src {stylesheet()[1]}",  # the inlined stylesheet, by its hash
         "img-src 'self' data:",
         "connect-src 'self'",
         "form-action 'none'",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -123,3 +125,11 @@ def test_both_languages_have_every_message_and_none_hides_a_dict_method() -> Non
     """A key named like a dict method (`clear`) renders the method in Jinja, not the text."""
     assert MESSAGES["en"].keys() == MESSAGES["fr"].keys()
     assert not [key for key in MESSAGES["en"] if hasattr(dict, key)]
+
+
+def test_the_inlined_stylesheet_is_the_one_the_csp_allows(client: TestClient) -> None:
+    response = client.get("/ui")
+    css = response.text.split("<style>", 1)[1].split("</style>", 1)[0]
+    digest = base64.b64encode(hashlib.sha256(css.encode()).digest()).decode()
+    assert f"style-src 'sha256-{digest}'" in response.headers["content-security-policy"]
+    assert css == (Path(__file__).parents[2] / "app/ui/static/ui.css").read_text()
