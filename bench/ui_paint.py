@@ -1,9 +1,9 @@
 """First paint of the clinician's page (`/ui`) in headless Debian Chromium, cold each time.
 
-Each run opens a new browser context (empty cache: the HTML, with its stylesheet inlined, and the nine
-script modules are fetched again) and reads the browser's own Paint Timing entries: ``first-paint`` and
-``first-contentful-paint``, in ms from the start of navigation; also when the scripts had run
-(the key status filled in). Medians and the spread are printed.
+Each run opens a new browser context (empty cache: the HTML, with its stylesheet inlined,
+and the nine script modules are fetched again) and reads the browser's own Paint Timing
+entries: ``first-paint`` and ``first-contentful-paint``, in ms from the start of navigation;
+also when the scripts had run (the key status filled in). Medians and the spread are printed.
 
 Usage: start the app (``make run``, or ``python -m app``), then
 ``.venv/bin/python bench/ui_paint.py [--url http://127.0.0.1:8000/ui] [--runs 20]``.
