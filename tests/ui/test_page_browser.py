@@ -7,6 +7,7 @@ serving the tiny trained bundle; every answer checked against the API and the da
 from __future__ import annotations
 
 import csv
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any, get_args
@@ -73,7 +74,8 @@ def test_answer_warnings_chart_then_correction_lands_in_db(
     verb = "raised" if first["contribution"] >= 0 else "lowered"
     assert sentence.endswith(f"{verb} {TASK.diagnosis.label(diagnosis)}"), sentence
     feature = TASK.feature(first["feature"])
-    name = "Symptoms" if feature.kind == "multilabel" else feature.description
+    label = re.sub(r"\s*\([^)]*\)$", "", feature.description)  # without its trailing note
+    name = "Symptoms" if feature.kind == "multilabel" else label
     assert sentence.startswith(name), sentence
     screenshot(page.locator("#answer"), tmp_path, "ui_answer.png")
 

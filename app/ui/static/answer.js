@@ -67,13 +67,14 @@ export function renderAnswer(container, answer) {
     verdictCard(answer), trustCard(answer), warningsCard(answer)));
 }
 
-function valueText(name, value) {
+function valueText(name, value, most) {
   const field = FIELDS[name];
   if (value === null || value === undefined) return T.missing.toLowerCase();
   if (typeof value === "boolean") return value ? T.yes : T.no;
   if (Array.isArray(value)) {
     const labels = Object.fromEntries(field ? field.options : []);
-    return value.length ? value.map((c) => labels[c] || c).join(", ") : T.none;
+    const shown = value.slice(0, most).map((c) => labels[c] || c).join(", ");
+    return value.length > most ? `${shown} (+${value.length - most})` : shown || T.none;
   }
   if (typeof value === "number") {
     const shown = Number.isInteger(value) ? value : Number(value.toFixed(2));
@@ -84,14 +85,16 @@ function valueText(name, value) {
 }
 
 // "SpO2 89 % raised Community-acquired pneumonia", one sentence per contribution.
-export function contributionSentence(item, diagnosis) {
+export function contributionSentence(item, diagnosis, most = Infinity) {
   const verb = item.contribution >= 0 ? T.raised : T.lowered;
   const field = FIELDS[item.feature];
-  const name = field && field.kind === "multilabel" ? T.section_symptoms : fieldLabel(item.feature);
-  return `${name} ${valueText(item.feature, item.value)} ${verb} ${diagnosis}`;
+  // The label without its trailing note: "Serum bicarbonate (low = …)" -> "Serum bicarbonate".
+  const label = fieldLabel(item.feature).replace(/\s*\([^)]*\)$/, "");
+  const name = field && field.kind === "multilabel" ? T.section_symptoms : label;
+  return `${name} ${valueText(item.feature, item.value, most)} ${verb} ${diagnosis}`;
 }
 
-// Long sentences (many symptoms) are shortened on the bar; the full one is in the title.
+// On the bar, at most 2 symptoms and a cut if still long; the full sentence is in its title.
 function shortened(text, limit = 86) {
   return text.length <= limit ? text : `${text.slice(0, limit - 1)}…`;
 }
@@ -117,7 +120,8 @@ export function renderChart(figure, holder, answer) {
     const length = (Math.abs(item.contribution) / largest) * (half - 4);
     const up = item.contribution >= 0;
     svg.append(el("g", { class: "bar", "data-feature": item.feature },
-      el("text", { x: 0, y: y + 17, text: shortened(sentences[i]) }, el("title", { text: sentences[i] })),
+      el("text", { x: 0, y: y + 17, text: shortened(contributionSentence(item, diagnosis, 2)) },
+        el("title", { text: sentences[i] })),
       el("rect", { class: up ? "up" : "down", x: up ? zero : zero - length, y: y + 4, width: Math.max(length, 1), height: row - 10 })));
   });
   svg.append(el("line", { x1: zero, x2: zero, y1: 0, y2: row * items.length + 8 }));
