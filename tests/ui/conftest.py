@@ -36,6 +36,7 @@ class UiApp:
 
     base: str
     db_path: Path
+    log_path: Path
     store: ModelStore
 
 
@@ -45,10 +46,11 @@ def ui_app(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[UiApp]:
     tmp = tmp_path_factory.mktemp("ui_app")
-    env = app_env(model_store, tmp, HP_AUDIT_FLUSH_INTERVAL_S="0.05")
+    # INFO and the access log on: the log test reads what the page's requests wrote.
+    env = app_env(model_store, tmp, HP_LOG_LEVEL="INFO", HP_ACCESS_LOG="true")
     app: AppProcess
     with running_app(env, tmp / "app.log") as app:
-        yield UiApp(app.base, tmp / "hp.db", model_store)
+        yield UiApp(app.base, tmp / "hp.db", tmp / "app.log", model_store)
 
 
 def launch_chromium(playwright: Any) -> Any:

@@ -288,3 +288,19 @@ def test_csp_refuses_inline_script(page: Any, ui_app: UiApp, console: Any) -> No
     refused = [e for e in console.errors if "Content Security Policy" in e]
     assert refused, console.errors
     console.errors.clear()  # expected here; any other test producing one fails
+
+
+def test_no_patient_value_reaches_the_app_log(page: Any, ui_app: UiApp) -> None:
+    """The page's requests (page, scripts, the API calls it makes) are logged without any value
+    typed into it: distinctive numbers and a free-text reason are looked for in the log."""
+    open_page(page)
+    # Values no latency or id in the log could spell by chance (ms are logged to 3 decimals).
+    predict(page, make_patient(crp=587.31, troponin=98765.4))
+    page.fill("#reason", "sentinel-reason-7f3a")
+    page.fill("#clinician_id", "clin-log")
+    page.click("#send-feedback")
+    expect(page.locator("#feedback-status")).to_have_text("Verdict recorded.")
+    log = ui_app.log_path.read_text(errors="replace")
+    assert '"route":"/ui"' in log and '"route":"/predict"' in log  # the requests were logged
+    for needle in (r"587\.31", r"98765\.4", "sentinel-reason"):
+        assert not re.search(rf"(?<![\d.]){needle}(?!\d)", log), needle
