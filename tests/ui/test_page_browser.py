@@ -195,6 +195,7 @@ def test_list_of_20_patients_scored_sorted_and_downloaded(
     assert ids <= stored
 
 
+@pytest.mark.slow  # ~20 s: Evidently computes the drift report the view asks for
 def test_ops_view_shows_the_served_versions(page: Any, ui_app: UiApp, tmp_path: Path) -> None:
     models = httpx.get(f"{ui_app.base}/models", headers=ADMIN).json()
     open_as_admin(page)
