@@ -27,6 +27,7 @@ from app.serving.loader import ModelManager
 from app.serving.service import PredictionService
 from app.settings import Settings, get_settings
 from app.store import db, early_migration
+from app.ui import install as install_ui
 
 logger = logging.getLogger(__name__)
 MAX_RECORD_BYTES = 4096
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(api_router)
     app.add_api_route("/", _to_docs, methods=["GET"], include_in_schema=False)
+    install_ui(app)  # GET /ui, the clinician's page (open; its data goes through the API)
     wiring.install(app, settings, auth=require_role("clinician"))  # GET /metrics, middleware
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_body_bytes(settings))
     app.add_middleware(RequestContextMiddleware, access_log=settings.access_log)  # outermost
