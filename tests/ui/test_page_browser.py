@@ -195,7 +195,6 @@ def test_list_of_20_patients_scored_sorted_and_downloaded(
     assert ids <= stored
 
 
-@pytest.mark.slow  # ~20 s: Evidently computes the drift report the view asks for
 def test_ops_view_shows_the_served_versions(page: Any, ui_app: UiApp, tmp_path: Path) -> None:
     models = httpx.get(f"{ui_app.base}/models", headers=ADMIN).json()
     open_as_admin(page)
@@ -209,7 +208,7 @@ def test_ops_view_shows_the_served_versions(page: Any, ui_app: UiApp, tmp_path: 
     assert models["run_id"] in text and models["source"] in text
     page.locator("#ops-feedback").wait_for()
     assert "Retraining recommended" in page.text_content("#ops-feedback")
-    page.locator("#ops-drift").wait_for(timeout=90_000)  # Evidently may compute it now
+    page.locator("#ops-drift").wait_for()  # the last background report, or why there is none
     shadow = httpx.get(f"{ui_app.base}/models/shadow", headers=ADMIN)
     assert page.locator("#ops-shadow").count() == (1 if shadow.status_code == 200 else 0)
     screenshot(page.locator("#ops"), tmp_path, "ui_ops.png")
