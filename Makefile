@@ -91,6 +91,13 @@ bench: install install-system ## benchmark /predict against mlflow serve, BentoM
 bench-cds: install ## p50/p99 of a CDS Hooks call with a full FHIR prefetch, sequential and at 8 connections
 	$(PY) bench/cds_bench.py $(BENCH_CDS_ARGS)
 
+FUZZ_EXAMPLES ?= 100
+.PHONY: fuzz
+fuzz: install ## schemathesis over every operation, real/missing/unknown keys (make test runs 10 examples)
+	HP_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) HP_FUZZ_SUMMARY=data/fuzz-summary.json \
+	  $(PY) -m pytest -q -p no:randomly tests/fuzz
+	@cat data/fuzz-summary.json; echo
+
 .PHONY: lint
 lint: install ## ruff lint + format check, mypy on app/, import contracts (no cycles, one direction)
 	$(VENV)/bin/ruff check .
