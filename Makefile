@@ -68,6 +68,13 @@ train: install $(COHORT) ## train both pipelines, log to MLflow, register (alias
 retrain: install $(COHORT) ## champion vs challenger with clinicians' corrections; promote only if better
 	$(PY) -m retrain $(RETRAIN_ARGS)
 
+ENGINE       ?= pandas
+SPARK_MASTER ?=
+.PHONY: score
+score: install ## bulk scoring: make score INPUT=in.csv OUTPUT=out.parquet [ENGINE=pandas|spark] [SPARK_MASTER=…]
+	@test -n "$(INPUT)" -a -n "$(OUTPUT)" || { echo "usage: make score INPUT=… OUTPUT=… [ENGINE=pandas|spark] [SPARK_MASTER=…]"; exit 2; }
+	$(PY) -m app.scoring "$(INPUT)" "$(OUTPUT)" --engine $(ENGINE) $(if $(SPARK_MASTER),--spark-master "$(SPARK_MASTER)")
+
 .PHONY: migrate
 migrate: install ## apply the database migrations (Alembic) to HP_DATABASE_URL
 	$(PY) -m app.store.db upgrade
