@@ -114,8 +114,9 @@ monitoring: install install-system ## run a local Prometheus scraping the app on
 	  --web.listen-address=127.0.0.1:9090
 
 .PHONY: docker
-docker: ## build the image (needs a Docker engine) — compose file: docker-compose.yml
-	docker build -t healthpredict:latest .
+docker: ## build the images: api, and scoring (with Java for Spark) — compose file: docker-compose.yml
+	docker build --target api -t healthpredict:latest .
+	docker build --target scoring -t healthpredict-scoring:latest .
 
 .PHONY: readme
 readme: install ## regenerate the README's field and settings tables from the contract and Settings
