@@ -1,0 +1,188 @@
+"""Two `python -m app` replicas over one PostgreSQL database and one real `mlflow server`
+(PostgreSQL backend store, an artifact directory) serve interchangeably.
+
+- Feedback given through one replica is counted in the other's `/feedback/stats` (the state is
+  in the database, not in a process).
+- A promotion (the `champion` alias moved to new versions in the shared registry) is served by
+  both within one poll interval (`HP_MODEL_POLL_INTERVAL_S`), with no restart and no reload call.
+
+A freshly created database holds the MLflow server's store and a fresh schema the service's;
+both are dropped afterwards. PostgreSQL unreachable: the test fails, it never skips.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from mlflow import MlflowClient
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+
+from app.serving.sources import FINGERPRINT_TAG
+from app.settings import PROJECT_ROOT
+from app.store import db
+from tests.api.conftest import CLINICIAN
+from tests.conftest import TINY_SEED
+from tests.factories import make_patient
+from tests.integration.test_startup_sources import (
+    free_port,
+    running_mlflow_server,
+    wait_http,
+)
+from tests.pg_schema import DEFAULT_PG_URL, empty_pg_schema
+from train_pipeline.train import train
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+POLL_S = 2.0
+NAMES = ("healthpredict-diagnosis", "healthpredict-treatment")
+
+
+@contextmanager
+def fresh_pg_database() -> Iterator[str]:
+    """A new, empty PostgreSQL database (dropped afterwards); its SQLAlchemy URL."""
+    base = os.environ.get("HP_TEST_DATABASE_URL", DEFAULT_PG_URL)
+    name = f"hp_mlflow_{uuid.uuid4().hex[:12]}"
+    admin = db.make_engine(base).execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError as exc:
+        admin.dispose()
+        pytest.fail(f"PostgreSQL at {base} is not reachable (set HP_TEST_DATABASE_URL): {exc}")
+    try:
+        yield base.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextmanager
+def replica(env: dict[str, str], log: Path) -> Iterator[str]:
+    """`python -m app` (one worker) with ``env``; its base URL once ready."""
+    port = free_port()
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "app"],
+            env={**env, "HP_PORT": str(port)},
+            cwd=PROJECT_ROOT,
+            stdout=out,
+            stderr=out,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_http(f"{base}/health/ready", timeout_s=180)
+            yield base
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def promote_copy(tracking_uri: str) -> tuple[str, str]:
+    """Register the champion's models again (same run, new versions) and move the alias to
+    them: a promotion, as the retrain job's `promote` makes one. Returns the new versions."""
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    new = []
+    for name in NAMES:
+        current = client.get_model_version_by_alias(name, "champion")
+        version = client.create_model_version(
+            name,
+            current.source,
+            run_id=current.run_id,
+            tags={FINGERPRINT_TAG: current.tags[FINGERPRINT_TAG]},
+            # MLflow 3: a `models:/m-…` source must name its logged model.
+            model_id=current.model_id or current.source.removeprefix("models:/"),
+        )
+        client.set_registered_model_alias(name, "champion", version.version)
+        new.append(str(version.version))
+    return new[0], new[1]
+
+
+def served_versions(base: str) -> tuple[str | None, str | None]:
+    health = httpx.get(f"{base}/health", timeout=10).json()
+    return health["diagnosis_version"], health["treatment_version"]
+
+
+def test_two_replicas_share_feedback_and_follow_a_promotion(
+    tmp_path: Path, cohort_csv: Path
+) -> None:
+    with ExitStack() as stack:
+        mlflow_db = stack.enter_context(fresh_pg_database())
+        store_url = stack.enter_context(empty_pg_schema())
+        tracking = stack.enter_context(running_mlflow_server(mlflow_db, tmp_path))
+        train(
+            data_path=cohort_csv, tracking_uri=tracking, bentoml_home=tmp_path / "bento",
+            seed=TINY_SEED, iterations=20, threads=1,
+        )  # fmt: skip
+        env = {
+            **os.environ,
+            "HP_HOST": "127.0.0.1",
+            "HP_WORKERS": "1",
+            "HP_ENVIRONMENT": "test",
+            "HP_MLFLOW_TRACKING_URI": tracking,
+            "HP_BENTOML_HOME": str(tmp_path / "bento"),
+            "HP_DATABASE_URL": store_url,
+            "HP_MODEL_POLL_INTERVAL_S": str(POLL_S),
+            "HP_MLFLOW_TIMEOUT_S": "60",
+            "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+        }
+        # One after the other: the first one migrates the shared schema.
+        a = stack.enter_context(replica(env, tmp_path / "a.log"))
+        b = stack.enter_context(replica(env, tmp_path / "b.log"))
+        assert served_versions(a) == served_versions(b) == ("1", "1")
+        assert_feedback_is_shared(a, b)
+        new = promote_copy(tracking)
+        assert_both_follow(a, b, new)
+
+
+def assert_feedback_is_shared(a: str, b: str) -> None:
+    predicted = httpx.post(f"{a}/predict", json=make_patient(), headers=CLINICIAN, timeout=30)
+    assert predicted.status_code == 200, predicted.text
+    feedback = {
+        "prediction_id": predicted.json()["prediction_id"],
+        "verdict": "wrong_diagnosis",
+        "corrected_diagnosis": "pneumonia",
+        "clinician_id": "clin-replica",
+        "reason": "crackles",
+    }
+    deadline = time.monotonic() + 30  # the audit row is written behind the answer
+    while True:
+        response = httpx.post(f"{b}/feedback", json=feedback, headers=CLINICIAN, timeout=30)
+        if response.status_code != 404 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert response.status_code in (200, 201), response.text
+    stats: dict[str, Any] = httpx.get(f"{a}/feedback/stats", headers=CLINICIAN).json()
+    assert stats["total"] == 1 and stats["by_verdict"].get("wrong_diagnosis") == 1
+
+
+def assert_both_follow(a: str, b: str, new: tuple[str, str]) -> None:
+    moved = time.monotonic()
+    waited: dict[str, float] = {}
+    # One poll interval, plus the load of the new pair (a few seconds on a busy machine).
+    while len(waited) < 2 and time.monotonic() - moved < POLL_S + 60:
+        for base in (a, b):
+            if base not in waited and served_versions(base) == new:
+                waited[base] = time.monotonic() - moved
+        time.sleep(0.1)
+    assert set(waited) == {a, b}, f"not both serving {new}: {waited}"
+    for base in (a, b):
+        registry = httpx.get(f"{base}/health", timeout=10).json()["registry"]
+        assert (registry["diagnosis_version"], registry["treatment_version"]) == new
+        # (>= 1: a poll between the two alias moves may swap to a fallback pair first)
+        assert registry["checked_at"] and registry["swaps"] >= 1
+        body = httpx.post(f"{base}/predict", json=make_patient(), headers=CLINICIAN).json()
+        assert body["model"]["diagnosis_version"] == new[0]
