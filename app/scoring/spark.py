@@ -139,7 +139,7 @@ def score(
     def body(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         return score_partition(batches, broadcast, top_k, offsets)
 
-    watcher = _watch(session, progress, sum(1 for _ in offsets))
+    watcher = _watch(session, progress, len(offsets))
     try:
         result = frame.mapInPandas(body, SCHEMA).toPandas()
     finally:

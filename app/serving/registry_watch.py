@@ -85,10 +85,8 @@ class RegistryWatcher:
         bundle = self.models.bundle
         if bundle is None:
             return False  # degraded: the loader's own retries are loading it
-        if bundle.source == "mlflow" and (
-            bundle.diagnosis_version,
-            bundle.treatment_version,
-        ) == versions:
+        served = (bundle.diagnosis_version, bundle.treatment_version)
+        if bundle.source == "mlflow" and served == versions:
             self.last_error = None
             return False
         if versions == self._tried:
@@ -132,4 +130,3 @@ class RegistryWatcher:
             "error": self.last_error,
             "swaps": self.swaps,
         }
-

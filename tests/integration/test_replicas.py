@@ -12,83 +12,32 @@ both are dropped afterwards. PostgreSQL unreachable: the test fails, it never sk
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
 from mlflow import MlflowClient
-from sqlalchemy import text
-from sqlalchemy.exc import OperationalError
 
 from app.serving.sources import FINGERPRINT_TAG
-from app.settings import PROJECT_ROOT
-from app.store import db
 from tests.api.conftest import CLINICIAN
 from tests.conftest import TINY_SEED
 from tests.factories import make_patient
+from tests.integration._monitoring import running_app
 from tests.integration.test_startup_sources import (
+    app_process_env,
     free_port,
     running_mlflow_server,
-    wait_http,
 )
-from tests.pg_schema import DEFAULT_PG_URL, empty_pg_schema
+from tests.pg_schema import empty_pg_schema, fresh_pg_database
 from train_pipeline.train import train
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 POLL_S = 2.0
 NAMES = ("healthpredict-diagnosis", "healthpredict-treatment")
-
-
-@contextmanager
-def fresh_pg_database() -> Iterator[str]:
-    """A new, empty PostgreSQL database (dropped afterwards); its SQLAlchemy URL."""
-    base = os.environ.get("HP_TEST_DATABASE_URL", DEFAULT_PG_URL)
-    name = f"hp_mlflow_{uuid.uuid4().hex[:12]}"
-    admin = db.make_engine(base).execution_options(isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except OperationalError as exc:
-        admin.dispose()
-        pytest.fail(f"PostgreSQL at {base} is not reachable (set HP_TEST_DATABASE_URL): {exc}")
-    try:
-        yield base.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-@contextmanager
-def replica(env: dict[str, str], log: Path) -> Iterator[str]:
-    """`python -m app` (one worker) with ``env``; its base URL once ready."""
-    port = free_port()
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "app"],
-            env={**env, "HP_PORT": str(port)},
-            cwd=PROJECT_ROOT,
-            stdout=out,
-            stderr=out,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_http(f"{base}/health/ready", timeout_s=180)
-            yield base
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
 
 def promote_copy(tracking_uri: str) -> tuple[str, str]:
@@ -120,28 +69,28 @@ def test_two_replicas_share_feedback_and_follow_a_promotion(
     tmp_path: Path, cohort_csv: Path
 ) -> None:
     with ExitStack() as stack:
-        mlflow_db = stack.enter_context(fresh_pg_database())
+        mlflow_db = stack.enter_context(fresh_pg_database("hp_mlflow"))
         store_url = stack.enter_context(empty_pg_schema())
         tracking = stack.enter_context(running_mlflow_server(mlflow_db, tmp_path))
         train(
             data_path=cohort_csv, tracking_uri=tracking, bentoml_home=tmp_path / "bento",
             seed=TINY_SEED, iterations=20, threads=1,
         )  # fmt: skip
-        env = {
-            **os.environ,
-            "HP_HOST": "127.0.0.1",
-            "HP_WORKERS": "1",
-            "HP_ENVIRONMENT": "test",
-            "HP_MLFLOW_TRACKING_URI": tracking,
-            "HP_BENTOML_HOME": str(tmp_path / "bento"),
-            "HP_DATABASE_URL": store_url,
-            "HP_MODEL_POLL_INTERVAL_S": str(POLL_S),
-            "HP_MLFLOW_TIMEOUT_S": "60",
-            "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-        }
-        # One after the other: the first one migrates the shared schema.
-        a = stack.enter_context(replica(env, tmp_path / "a.log"))
-        b = stack.enter_context(replica(env, tmp_path / "b.log"))
+        store = SimpleNamespace(tracking_uri=tracking, bentoml_home=tmp_path / "bento")
+        a, b = (
+            # One after the other: the first one migrates the shared schema.
+            stack.enter_context(
+                running_app(
+                    app_process_env(
+                        store, free_port(), tmp_path / "unused.db",
+                        HP_DATABASE_URL=store_url, HP_MODEL_POLL_INTERVAL_S=str(POLL_S),
+                        HP_MLFLOW_TIMEOUT_S="60",
+                    ),
+                    tmp_path / f"{name}.log",
+                )
+            ).base
+            for name in ("a", "b")
+        )  # fmt: skip
         assert served_versions(a) == served_versions(b) == ("1", "1")
         assert_feedback_is_shared(a, b)
         new = promote_copy(tracking)
