@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from app.scoring.records import PATIENT_ID, validate_rows
+from app.scoring.records import PATIENT_ID, convert_frame, validate_rows
 from app.serving.predictor import Predictor
 
 OUTPUT_COLUMNS = (
@@ -49,11 +49,12 @@ def rejects_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(list(rows), columns=list(REJECT_COLUMNS)).astype({"row": "int64"})
 
 
-def score_columns(
-    predictor: Predictor, columns: dict[str, Sequence[Any]], first_row: int, n_rows: int
+def score_chunk(
+    predictor: Predictor, chunk: pd.DataFrame, first_row: int
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Validate and score one chunk given as columns; (output rows, reject rows) in row order."""
-    valid = validate_rows(columns, first_row, n_rows)
+    """Validate and score one chunk of input rows, numbered from ``first_row``; (output rows,
+    reject rows) in row order."""
+    valid = validate_rows(convert_frame(chunk), first_row)
     predictions = predictor.predict_many(valid.records) if valid.records else []
     out = []
     for row, patient_id, prediction in zip(valid.rows, valid.patient_ids, predictions, strict=True):
@@ -75,11 +76,3 @@ def score_columns(
             }
         )
     return out, valid.rejects
-
-
-def frame_columns(frame: pd.DataFrame) -> dict[str, Sequence[Any]]:
-    """A pandas chunk -> plain Python columns (NumPy scalars and NaN become Python / None)."""
-    return {
-        str(name): frame[name].astype(object).where(frame[name].notna(), None).tolist()
-        for name in frame.columns
-    }

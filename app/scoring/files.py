@@ -1,7 +1,7 @@
 """Input and output files of bulk scoring: CSV or Parquet, chosen by the file extension.
 
 Inputs are read in chunks (bounded memory); CSV cells are read as text and converted by the
-contract (`records.convert_cell`), so a bad cell rejects its row instead of retyping its column.
+contract (`records.convert_frame`), so a bad cell rejects its row instead of retyping its column.
 Outputs are written to a temporary file and renamed: a crashed run never leaves half a file, and a
 rerun replaces the previous output whole.
 """

@@ -23,10 +23,9 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from app.scoring.batch import (
     OUTPUT_COLUMNS,
-    frame_columns,
     output_frame,
     rejects_frame,
-    score_columns,
+    score_chunk,
 )
 from app.scoring.files import file_format, read_chunks, rejects_path, write_table
 from app.scoring.records import PATIENT_ID, check_columns
@@ -84,7 +83,7 @@ def progress_bar(console: Console | None = None) -> Progress:
     return Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
-        TextColumn("{task.completed:,.0f} rows"),
+        TextColumn("{task.completed:,.0f} {task.fields[unit]}"),
         TimeElapsedColumn(),
         console=console or Console(stderr=True),
         transient=False,
@@ -95,7 +94,7 @@ def score_pandas(predictor: Predictor, source: Path, chunk_rows: int) -> Iterato
     """Score ``source`` chunk by chunk in this process; yields each chunk's (rows, rejects)."""
     first = 0
     for chunk in read_chunks(source, chunk_rows):
-        yield score_columns(predictor, frame_columns(chunk), first, len(chunk))
+        yield score_chunk(predictor, chunk, first)
         first += len(chunk)
 
 
@@ -118,7 +117,7 @@ def collect(
     """Gather every chunk's rows, advancing the display by the rows read."""
     rows: list[dict[str, Any]] = []
     rejects: list[dict[str, Any]] = []
-    task = progress.add_task("scoring", total=None) if progress else None
+    task = progress.add_task("scoring", total=None, unit="rows") if progress else None
     for chunk_rows, chunk_rejects in chunks:
         rows.extend(chunk_rows)
         rejects.extend(chunk_rejects)

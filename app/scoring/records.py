@@ -9,10 +9,12 @@ get the same 422 from `POST /predict/batch`.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import pandas as pd
 from pydantic import ValidationError
 
 from app.schemas.errors import validation_details
@@ -58,16 +60,19 @@ def check_columns(columns: Iterable[str]) -> list[str]:
 
     Raises:
         UnknownColumnsError: a column nobody would read (a typo would otherwise reject or
-            silently drop a field in every row).
+            silently drop a field in every row), or no contract field at all.
     """
     names = list(columns)
     unknown = [c for c in names if c not in _KINDS and c not in IGNORED_COLUMNS | {PATIENT_ID}]
-    if unknown:
+    fields = [c for c in names if c in _KINDS]
+    if unknown or not fields:
         raise UnknownColumnsError(
             f"unknown input columns {unknown}: use the contract's field names "
             "(GET /models/signature), `patient_id`, or the label columns"
+            if unknown
+            else "the input has none of the contract's fields"
         )
-    return [c for c in names if c in _KINDS]
+    return fields
 
 
 def convert_cell(value: Any, kind: str) -> Any:
@@ -104,17 +109,43 @@ def _convert_text(text: str, kind: str, original: str) -> Any:
     return text
 
 
-def validate_rows(columns: dict[str, Sequence[Any]], first_row: int, n_rows: int) -> ValidatedRows:
-    """Validate ``n_rows`` rows given as columns (input names); rows numbered from ``first_row``."""
-    fields = check_columns(columns)
+def convert_column(column: pd.Series, kind: str) -> list[Any]:
+    """One input column -> its values as `convert_cell` gives them (numbers column-wise: the
+    cells pandas cannot parse, rare, go through `convert_cell` one by one)."""
+    if kind not in ("numeric", "integer"):
+        return [convert_cell(v, kind) for v in column.tolist()]
+    numbers = pd.to_numeric(column, errors="coerce").astype(float)
+    values: list[Any] = numbers.tolist()
+    if kind == "integer":
+        values = [None if v != v else int(v) if v.is_integer() else v for v in values]
+    else:
+        values = [None if v != v else v for v in values]
+    raw = column.tolist()
+    for i in np.flatnonzero((column.notna() & numbers.isna()).to_numpy()).tolist():
+        values[i] = convert_cell(raw[i], kind)
+    return values
+
+
+def convert_frame(frame: pd.DataFrame) -> dict[str, list[Any]]:
+    """A chunk (CSV text or Parquet values) -> its contract columns converted (None: absent),
+    and `patient_id` as text when present."""
+    out = {name: convert_column(frame[name], _KINDS[name]) for name in check_columns(frame.columns)}
+    if PATIENT_ID in frame.columns:
+        out[PATIENT_ID] = [_text(convert_cell(v, "text")) for v in frame[PATIENT_ID].tolist()]
+    return out
+
+
+def validate_rows(columns: dict[str, list[Any]], first_row: int) -> ValidatedRows:
+    """Validate converted columns (`convert_frame`) row by row; rows numbered from
+    ``first_row``."""
     ids = columns.get(PATIENT_ID)
+    names = [name for name in columns if name != PATIENT_ID]
     out = ValidatedRows()
-    for i in range(n_rows):
-        raw = {name: convert_cell(columns[name][i], _KINDS[name]) for name in fields}
+    for i, cells in enumerate(zip(*(columns[name] for name in names), strict=True)):
         row = first_row + i
         try:
             record = PatientRecord.model_validate(
-                {k: v for k, v in raw.items() if v is not None}
+                {k: v for k, v in zip(names, cells, strict=True) if v is not None}
             ).to_record()
         except ValidationError as exc:
             out.rejects.extend(
@@ -124,7 +155,7 @@ def validate_rows(columns: dict[str, Sequence[Any]], first_row: int, n_rows: int
             continue
         out.rows.append(row)
         out.records.append(record)
-        out.patient_ids.append(None if ids is None else _text(convert_cell(ids[i], "text")))
+        out.patient_ids.append(None if ids is None else ids[i])
     return out
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 from rich.progress import Progress
 
-from app.scoring.batch import OUTPUT_COLUMNS, REJECT_COLUMNS, frame_columns, score_columns
+from app.scoring.batch import OUTPUT_COLUMNS, REJECT_COLUMNS, score_chunk
 from app.scoring.files import file_format
 from app.serving.bundle import ModelBundle
 from app.serving.predictor import Predictor
@@ -111,7 +111,7 @@ def score_partition(
     bundle: ModelBundle = broadcast.value
     predictor = predictor_for(broadcast, bundle_key(bundle, top_k), top_k)
     for batch in batches:
-        rows, rejects = score_columns(predictor, frame_columns(batch), first, len(batch))
+        rows, rejects = score_chunk(predictor, batch, first)
         first += len(batch)
         merged = [{**r, REJECT_FLAG: False} for r in rows]
         merged += [{**r, REJECT_FLAG: True} for r in rejects]
@@ -164,7 +164,7 @@ def _watch(session: Any, progress: Progress | None, partitions: int) -> threadin
     stop = threading.Event()
     if progress is None:
         return stop
-    task = progress.add_task("spark partitions", total=partitions)
+    task = progress.add_task("spark", total=partitions, unit=f"of {partitions} partitions")
     tracker = session.sparkContext.statusTracker()
 
     def poll() -> None:
