@@ -90,8 +90,9 @@ test: install install-system ## install everything and run the whole test suite 
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing on purpose"; exit 1; fi; exit $$rc
 
 .PHONY: bench
-bench: install install-system ## benchmark /predict against mlflow serve, BentoML and a bare endpoint
+bench: install install-system ## benchmark /predict against mlflow serve, BentoML, a bare endpoint; bulk scoring
 	$(PY) bench/run.py $(BENCH_ARGS)
+	$(PY) bench/score_bench.py $(SCORE_BENCH_ARGS)
 
 .PHONY: lint
 lint: install ## ruff lint + format check, mypy on app/, import contracts (no cycles, one direction)

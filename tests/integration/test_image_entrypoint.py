@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from app.settings import PROJECT_ROOT
+from tests.integration.test_gunicorn_workers import child_pids
 from tests.integration.test_startup_sources import free_port, wait_http
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -70,9 +71,7 @@ def test_image_command_serves_ready_with_two_workers(trained_store: Any, tmp_pat
         base = f"http://127.0.0.1:{port}"
         try:
             wait_http(f"{base}/health/ready", timeout_s=300)
-            workers = subprocess.run(
-                ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True, check=False
-            ).stdout.split()
+            workers = child_pids(proc.pid)
             assert len(workers) == 2, workers
             # A new connection each time, so both workers answer; the second may load a
             # little after the first: wait for 20 ready answers in a row.
