@@ -4,7 +4,8 @@
 - Feedback given through one replica is counted in the other's `/feedback/stats` (the state is
   in the database, not in a process).
 - A promotion (the `champion` alias moved to new versions in the shared registry) is served by
-  both within one poll interval (`HP_MODEL_POLL_INTERVAL_S`), with no restart and no reload call.
+  both once their next poll (`HP_MODEL_POLL_INTERVAL_S`) has seen it, with no restart and no
+  reload call, and no failed request from the clients predicting on both meanwhile.
 
 A freshly created database holds the MLflow server's store and a fresh schema the service's;
 both are dropped afterwards. PostgreSQL unreachable: the test fails, it never skips.
@@ -12,6 +13,7 @@ both are dropped afterwards. PostgreSQL unreachable: the test fails, it never sk
 
 from __future__ import annotations
 
+import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -93,8 +95,28 @@ def test_two_replicas_share_feedback_and_follow_a_promotion(
         )  # fmt: skip
         assert served_versions(a) == served_versions(b) == ("1", "1")
         assert_feedback_is_shared(a, b)
-        new = promote_copy(tracking)
-        assert_both_follow(a, b, new)
+        statuses: list[int] = []
+        stop = threading.Event()
+        clients = [
+            threading.Thread(target=keep_predicting, args=(base, stop, statuses)) for base in (a, b)
+        ]
+        for client in clients:
+            client.start()
+        try:
+            new = promote_copy(tracking)
+            assert_both_follow(a, b, new)
+        finally:
+            stop.set()
+            for client in clients:
+                client.join()
+        # The swaps happened under traffic: none of its requests failed.
+        assert len(statuses) > 20 and set(statuses) == {200}, statuses
+
+
+def keep_predicting(base: str, stop: threading.Event, statuses: list[int]) -> None:
+    with httpx.Client(base_url=base, headers=CLINICIAN, timeout=60) as client:
+        while not stop.is_set():
+            statuses.append(client.post("/predict", json=make_patient()).status_code)
 
 
 def assert_feedback_is_shared(a: str, b: str) -> None:
