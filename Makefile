@@ -68,6 +68,13 @@ train: install $(COHORT) ## train both pipelines, log to MLflow, register (alias
 retrain: install $(COHORT) ## champion vs challenger with clinicians' corrections; promote only if better
 	$(PY) -m retrain $(RETRAIN_ARGS)
 
+ENGINE       ?= pandas
+SPARK_MASTER ?=
+.PHONY: score
+score: install ## bulk scoring: make score INPUT=in.csv OUTPUT=out.parquet [ENGINE=pandas|spark] [SPARK_MASTER=…]
+	@test -n "$(INPUT)" -a -n "$(OUTPUT)" || { echo "usage: make score INPUT=… OUTPUT=… [ENGINE=pandas|spark] [SPARK_MASTER=…]"; exit 2; }
+	$(PY) -m app.scoring "$(INPUT)" "$(OUTPUT)" --engine $(ENGINE) $(if $(SPARK_MASTER),--spark-master "$(SPARK_MASTER)")
+
 .PHONY: migrate
 migrate: install ## apply the database migrations (Alembic) to HP_DATABASE_URL
 	$(PY) -m app.store.db upgrade
@@ -83,9 +90,10 @@ test: install install-system ## install everything and run the whole test suite 
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing on purpose"; exit 1; fi; exit $$rc
 
 .PHONY: bench
-bench: install install-system ## benchmark /predict against mlflow serve, BentoML and a bare endpoint
+bench: install install-system ## benchmark /predict against mlflow serve, BentoML, a bare endpoint; bulk scoring
 	$(PY) bench/run.py $(BENCH_ARGS)
 	$(PY) bench/cds_bench.py
+	$(PY) bench/score_bench.py $(SCORE_BENCH_ARGS)
 
 .PHONY: bench-cds
 bench-cds: install ## p50/p99 of a CDS Hooks call with a full FHIR prefetch, sequential and at 8 connections
@@ -119,8 +127,9 @@ monitoring: install install-system ## run a local Prometheus scraping the app on
 	  --web.listen-address=127.0.0.1:9090
 
 .PHONY: docker
-docker: ## build the image (needs a Docker engine) — compose file: docker-compose.yml
-	docker build -t healthpredict:latest .
+docker: ## build the images: api, and scoring (with Java for Spark) — compose file: docker-compose.yml
+	docker build --target api -t healthpredict:latest .
+	docker build --target scoring -t healthpredict-scoring:latest .
 
 .PHONY: readme
 readme: install ## regenerate the README's field and settings tables from the contract and Settings

@@ -24,6 +24,7 @@ from app.monitoring import metrics, wiring
 from app.security.api_keys import ApiKeyStore
 from app.security.rate_limit import TokenBucketLimiter
 from app.serving.loader import ModelManager
+from app.serving.registry_watch import RegistryWatcher
 from app.serving.service import PredictionService
 from app.settings import Settings, get_settings
 from app.store import db, early_migration
@@ -63,6 +64,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         migrate = started.wait if started else partial(migrate_if_needed, settings.database_url)
         steps.append(anyio.to_thread.run_sync(migrate))
     await asyncio.gather(*steps)
+    state.registry_watch = RegistryWatcher(state.models, settings)
+    state.registry_watch.start()
     state.audit = AuditWriter(
         state.sessionmaker,
         max_queue=settings.audit_queue_size,
@@ -82,6 +85,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await state.registry_watch.stop()
         await state.service.aclose()
         await state.audit.stop()  # nothing accepted is lost on a clean shutdown
         await state.models.stop()

@@ -70,6 +70,22 @@ class Settings(BaseSettings):
     model_retry_interval_s: float = Field(
         15.0, gt=0, description="Background retry period while degraded (no model loaded)."
     )
+    model_poll_interval_s: float = Field(
+        30.0,
+        ge=0,
+        description="How often each API process asks the MLflow registry where the served alias "
+        "points (two small queries) and hot-swaps the pair when it moved; 0: no polling.",
+    )
+
+    # --- bulk scoring (`python -m app.scoring`, `make score`) ----------------------------
+    spark_master: str = Field(
+        "local[*]",
+        description="Spark master of `ENGINE=spark` scoring (`local[*]`, `spark://host:7077`, "
+        "`yarn`, `k8s://…`).",
+    )
+    scoring_chunk_rows: int = Field(
+        10_000, ge=1, description="Rows validated and scored per chunk by the pandas engine."
+    )
 
     # --- serving -------------------------------------------------------------------------
     batch_max_size: int = Field(

@@ -39,9 +39,9 @@ async def read_readiness(models: ModelsDep) -> FastJSONResponse:
 
 @router.get("", response_model=HealthResponse, summary="Service summary")
 async def read_health(request: Request, models: ModelsDep) -> FastJSONResponse:
-    """Status (`ok` or `degraded`), model source and versions, uptime, loader state, and which
-    fast paths serve the loaded bundle (`false`: verified unusable for it, its plain path
-    serves)."""
+    """Status (`ok` or `degraded`), model source and versions, uptime, loader state, the last
+    registry check (`registry`: where the alias pointed and when it was asked), and which fast
+    paths serve the loaded bundle (`false`: verified unusable for it, its plain path serves)."""
     bundle = models.bundle
     info: dict[str, Any] = (
         bundle.info()
@@ -56,6 +56,7 @@ async def read_health(request: Request, models: ModelsDep) -> FastJSONResponse:
             "uptime_s": round(time.monotonic() - request.app.state.started_at, 3),
             "version": APP_VERSION,
             "loader": models.status(),
+            "registry": request.app.state.registry_watch.status(),
             "fast_paths": models.predictor.fast_paths if models.predictor else {},
         }
     )

@@ -91,6 +91,11 @@ class HealthResponse(BaseModel):
     uptime_s: float
     version: str
     loader: dict[str, Any] = Field(description="Loader state, last failure reason, attempts.")
+    registry: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The served alias as last polled (`HP_MODEL_POLL_INTERVAL_S`): versions it "
+        "pointed at, `checked_at` (UTC), the last error, swaps made.",
+    )
     fast_paths: dict[str, bool] = Field(
         default_factory=dict,
         description="Each fast path (`train_pipeline.fast_path`) and whether it serves the "

@@ -74,6 +74,19 @@ def _refuse_foreign_fingerprint(where: str, fingerprint: str | None) -> None:
         )
 
 
+def alias_versions(
+    tracking_uri: str, diagnosis_name: str, treatment_name: str, alias: str
+) -> tuple[str, str]:
+    """The diagnosis and treatment versions ``alias`` points at: two small registry queries,
+    no artifact (what each replica polls)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    dv = client.get_model_version_by_alias(diagnosis_name, alias)
+    tv = client.get_model_version_by_alias(treatment_name, alias)
+    return str(dv.version), str(tv.version)
+
+
 def load_mlflow(
     tracking_uri: str, diagnosis_name: str, treatment_name: str, alias: str
 ) -> LoadedPair:

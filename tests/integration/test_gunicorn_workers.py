@@ -19,6 +19,12 @@ from tests.integration.test_startup_sources import free_port, wait_http
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
+def child_pids(pid: int) -> list[str]:
+    """The direct children of ``pid`` (gunicorn's workers)."""
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
+    return found.stdout.split()
+
+
 def test_two_workers_share_metrics(tmp_path: Path) -> None:
     port = free_port()
     env = {
@@ -42,9 +48,7 @@ def test_two_workers_share_metrics(tmp_path: Path) -> None:
         base = f"http://127.0.0.1:{port}"
         try:
             wait_http(f"{base}/health/live", timeout_s=240)
-            workers = subprocess.run(
-                ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True, check=False
-            ).stdout.split()
+            workers = child_pids(proc.pid)
             assert len(workers) == 2, workers
             for _ in range(40):  # new connection each time: both workers get some
                 response = httpx.get(f"{base}/health/live", headers={"Connection": "close"})
