@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -34,8 +35,17 @@ def fresh_multiproc_dir() -> Path:
     return path
 
 
+def _exit_cleanly(signum: int, _frame: Any) -> None:
+    """After a graceful shutdown uvicorn restores the handlers it found and re-raises the
+    signal it caught; finding this one, the process exits 0 (as gunicorn does), not 143."""
+    raise SystemExit(0)
+
+
 def run_uvicorn(settings: Settings) -> None:
     import uvicorn
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _exit_cleanly)
 
     uvicorn.run(
         "app.main:create_app",
