@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from functools import partial
 
-import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
@@ -28,6 +26,7 @@ from app.serving.registry_watch import RegistryWatcher
 from app.serving.service import PredictionService
 from app.settings import Settings, get_settings
 from app.store import db, early_migration
+from app.store.availability import StoreAvailability
 from app.ui import install as install_ui
 
 logger = logging.getLogger(__name__)
@@ -58,12 +57,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     state.models = ModelManager(settings)
     # Migrations (a thread) and the model load (MLflow -> BentoML -> degraded) run together;
     # `python -m app` started its migration before importing us, and it is waited for here.
-    steps = [state.models.start()]
-    if settings.auto_migrate:
-        started = early_migration.take(settings.database_url)
-        migrate = started.wait if started else partial(migrate_if_needed, settings.database_url)
-        steps.append(anyio.to_thread.run_sync(migrate))
-    await asyncio.gather(*steps)
+    state.store = StoreAvailability(
+        state.engine,
+        migrate=store_migration(settings),
+        retry_s=settings.database_retry_s,
+        grace_s=settings.database_ready_grace_s,
+    )
+    await asyncio.gather(state.models.start(), state.store.start())  # a store down: not ready
     state.registry_watch = RegistryWatcher(state.models, settings)
     state.registry_watch.start()
     state.audit = AuditWriter(
@@ -89,6 +89,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await state.service.aclose()
         await state.audit.stop()  # nothing accepted is lost on a clean shutdown
         await state.models.stop()
+        await state.store.stop()
         state.engine.dispose()
         logger.info("service stopped")
 
@@ -113,6 +114,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_body_bytes(settings))
     app.add_middleware(RequestContextMiddleware, access_log=settings.access_log)  # outermost
     return app
+
+
+def store_migration(settings: Settings) -> Callable[[], object]:
+    """What brings the store up to date, attempt after attempt: the migration `python -m app`
+    started before importing us (its first attempt), then `migrate_if_needed`; with
+    ``auto_migrate`` off, a connection only (the deploy migrates)."""
+    url = settings.database_url
+    first = early_migration.take(url) if settings.auto_migrate else None
+
+    def migrate() -> object:
+        nonlocal first
+        if first is not None:
+            child, first = first, None
+            child.wait()
+            return True
+        if settings.auto_migrate:
+            return migrate_if_needed(url)
+        engine = db.make_engine(url, connect_timeout_s=settings.database_connect_timeout_s)
+        try:
+            with engine.connect():
+                return False
+        finally:
+            engine.dispose()
+
+    return migrate
 
 
 def migrate_if_needed(url: str) -> bool:

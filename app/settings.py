@@ -136,6 +136,18 @@ class Settings(BaseSettings):
         description="PostgreSQL: longest time one statement may run (`statement_timeout`); "
         "the request then answers 503.",
     )
+    database_retry_s: float = Field(
+        5.0,
+        gt=0,
+        description="A database down at start-up: the service starts live and not ready and "
+        "retries the migration this often until the database answers.",
+    )
+    database_ready_grace_s: float = Field(
+        10.0,
+        ge=0,
+        description="`/health/ready` turns 503 once the database has failed its checks for "
+        "this long (one lost connection does not take a replica out of rotation).",
+    )
     auto_migrate: bool = Field(
         True,
         description="Apply the store's Alembic migrations at "

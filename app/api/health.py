@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from app.deps import ModelsDep
-from app.errors import FastJSONResponse, ModelNotReadyError
+from app.errors import FastJSONResponse, ModelNotReadyError, StoreUnavailableError
 from app.schemas.errors import ErrorResponse
 from app.schemas.models import HealthResponse, ReadyResponse
 
@@ -25,16 +25,27 @@ async def read_liveness() -> dict[str, str]:
 @router.get(
     "/ready",
     response_model=ReadyResponse,
-    summary="Readiness: a model is loaded",
-    responses={503: {"model": ErrorResponse, "description": "No model loaded yet (reason)."}},
+    summary="Readiness: models loaded and the store usable",
+    responses={503: {"model": ErrorResponse, "description": "Not ready: each reason listed."}},
 )
-async def read_readiness(models: ModelsDep) -> FastJSONResponse:
-    """200 once both pipelines are loaded; 503 with the loader's reason until then."""
+async def read_readiness(request: Request, models: ModelsDep) -> FastJSONResponse:
+    """200 once both pipelines are loaded and the store is migrated and reachable; 503 naming
+    each dependency that is not (`details`: `models`, `database`) until then."""
+    problems: dict[str, str] = {}
     bundle = models.bundle
     if bundle is None:
-        reason = models.status().get("reason") or "loading"
-        raise ModelNotReadyError(f"Not ready: {reason}")
-    return FastJSONResponse({"status": "ready", **bundle.info()})
+        problems["models"] = models.status().get("reason") or "loading"
+    database = await request.app.state.store.check()
+    if database is not None:
+        problems["database"] = database
+    if problems or bundle is None:
+        error = ModelNotReadyError if "models" in problems else StoreUnavailableError
+        raise error(
+            "Not ready: " + "; ".join(f"{name}: {why}" for name, why in problems.items()),
+            details=[{"field": n, "value": None, "reason": why} for n, why in problems.items()],
+        )
+    checks = {"models": "ok", "database": "ok"}
+    return FastJSONResponse({"status": "ready", **bundle.info(), "checks": checks})
 
 
 @router.get("", response_model=HealthResponse, summary="Service summary")

@@ -77,6 +77,7 @@ class ReadyResponse(BaseModel):
     diagnosis_version: str
     treatment_version: str
     run_id: str
+    checks: dict[str, str] = Field(description="Each dependency checked (`models`, `database`).")
 
 
 class HealthResponse(BaseModel):
