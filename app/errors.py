@@ -207,6 +207,14 @@ async def validation_error_handler(request: Request, exc: Exception) -> Response
 
 async def http_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    cause = exc.__cause__
+    if isinstance(cause, UnicodeDecodeError):  # FastAPI's 400 for a body that is not UTF-8
+        bad = cause.object[cause.start : cause.start + 1].hex()
+        reason = f"JSON must be UTF-8: byte 0x{bad} at position {cause.start} is not"
+        details = [{"field": "body", "value": None, "reason": reason}]
+        return error_response(
+            422, "validation_error", "Invalid request: body", details, None, request
+        )
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     if exc.status_code == 404:
         message = f"No route {request.url.path}"

@@ -21,6 +21,24 @@ def test_unknown_route_and_method(degraded_client: TestClient) -> None:
     assert_error(degraded_client.delete("/predict", headers=CLINICIAN), 405, "method_not_allowed")
 
 
+@pytest.mark.parametrize("path", ["/predict", "/predict/batch", "/feedback"])
+def test_a_body_that_is_not_utf8_is_one_422(degraded_client: TestClient, path: str) -> None:
+    # FastAPI answers 400 "There was an error parsing the body"; malformed JSON is a 422.
+    response = degraded_client.post(
+        path,
+        content=b'{"reason": "caf\xe9"}',
+        headers={**CLINICIAN, "content-type": "application/json"},
+    )
+    error = assert_error(response, 422, "validation_error")
+    assert error["details"] == [
+        {
+            "field": "body",
+            "value": None,
+            "reason": "JSON must be UTF-8: byte 0xe9 at position 15 is not",
+        }
+    ]
+
+
 def test_request_id_is_echoed_or_generated(degraded_client: TestClient) -> None:
     echoed = degraded_client.get("/health/live", headers={"X-Request-ID": "abc-123"})
     assert echoed.headers["x-request-id"] == "abc-123"

@@ -284,3 +284,28 @@ def test_reload_under_load_has_zero_failed_requests(served_app: str) -> None:
     assert len(statuses) > 50, "the clients barely ran"
     failed = [s for s in statuses if not 200 <= s < 300]
     assert failed == [], f"{len(failed)} non-2xx of {len(statuses)}"
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+        b"Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",  # not a chunk size
+    ],
+    ids=["content-length with transfer-encoding", "bad chunk size"],
+)
+def test_a_request_the_http_parser_refuses_is_uvicorns_plain_400(
+    served_app: str, head: bytes
+) -> None:
+    """Documented exception to the one error shape (README, Security): uvicorn answers before
+    the application sees a request, in plain text, without X-Request-ID, and closes."""
+    port = int(served_app.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\n" + head)
+        answer = sock.recv(4096).decode()
+    status, _, rest = answer.partition("\r\n")
+    headers, _, body = rest.partition("\r\n\r\n")
+    assert status == "HTTP/1.1 400 Bad Request"
+    assert "content-type: text/plain; charset=utf-8" in headers.lower()
+    assert "x-request-id" not in headers.lower() and "connection: close" in headers.lower()
+    assert body == "Invalid HTTP request received."
