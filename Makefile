@@ -99,6 +99,11 @@ bench: install install-system ## benchmark /predict against mlflow serve, BentoM
 bench-cds: install ## p50/p99 of a CDS Hooks call with a full FHIR prefetch, sequential and at 8 connections
 	$(PY) bench/cds_bench.py $(BENCH_CDS_ARGS)
 
+.PHONY: soak
+soak: install $(COHORT) ## 10 minutes of mixed traffic at a steady rate: 5xx, lost feedback, p99, RSS per minute
+	$(PY) -m train_pipeline train --data $(COHORT) --skip-if-exists
+	$(PY) bench/soak.py $(SOAK_ARGS)
+
 FUZZ_EXAMPLES ?= 100
 .PHONY: fuzz
 fuzz: install ## schemathesis over every operation, real/missing/unknown keys (make test runs 10 examples)
