@@ -16,7 +16,6 @@ A `Chain` is advanced only after the transaction holding its rows committed (`se
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import threading
 from collections.abc import Mapping, Sequence
@@ -37,11 +36,12 @@ GENESIS = ""
 def canonical_value(value: Any) -> Any:
     """A column value as it reads back from every backend: datetimes as UTC ISO text with
     microseconds, already-serialised JSON (`JSONText`) parsed."""
-    if isinstance(value, datetime):
+    cls = value.__class__  # exact types: ~1,000 rows x 11 columns per batch
+    if cls is datetime:
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
         return value.astimezone(UTC).isoformat(timespec="microseconds")
-    if value.__class__ is JSONText:
+    if cls is JSONText:
         return orjson.loads(value.text)
     return value
 
@@ -57,7 +57,7 @@ def canonical(table: str, chain_id: str, seq: int, row: Mapping[str, Any]) -> by
 
 def mac_of(key: bytes, previous: str, message: bytes) -> str:
     """Hex HMAC-SHA256 of ``message`` linked to the ``previous`` row's MAC."""
-    return hmac.new(key, previous.encode() + b"\n" + message, hashlib.sha256).hexdigest()
+    return hmac.digest(key, previous.encode() + b"\n" + message, "sha256").hex()
 
 
 @dataclass(frozen=True)
