@@ -21,12 +21,15 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import orjson
+from sqlalchemy import Table, select
+from sqlalchemy.orm import Session
 
 from app.store.db import JSONText
 from app.store.ids import new_id
+from app.store.tables import PredictionRow, utcnow
 
 CHAIN_COLUMNS = ("chain_id", "seq", "mac")
 GENESIS = ""
@@ -110,3 +113,39 @@ class Chain:
         if link.seq < self._head.seq:
             raise ValueError("a chain only moves forward")
         self._head = link
+
+
+# --- the audit writer's batches --------------------------------------------------------------
+
+PREDICTIONS_TABLE = "predictions"
+_PREDICTION_COLUMNS = tuple(
+    c.name for c in cast(Table, PredictionRow.__table__).columns if c.name not in CHAIN_COLUMNS
+)
+
+
+def save_sealed(
+    session: Session, statement: Any, records: Sequence[Mapping[str, Any]], chain: Chain
+) -> int:
+    """`app.store.repository.save_predictions` with each row sealed into ``chain`` (every
+    column given, ids and times filled in, so the MAC covers exactly what reads back), inserted
+    by ``statement`` in one executemany; the chain advances after the COMMIT."""
+    rows = [_full_row(record) for record in records]
+    if chain.fresh:  # a write retried after another chain's unconfirmed commit: skip its rows
+        ids = [row["id"] for row in rows]
+        stored = set(session.scalars(select(PredictionRow.id).where(PredictionRow.id.in_(ids))))
+        rows = [row for row in rows if row["id"] not in stored]
+    link = chain.seal(PREDICTIONS_TABLE, rows)
+    if rows:
+        session.execute(statement, rows)
+    session.commit()
+    chain.advance(link)
+    return len(records)
+
+
+def _full_row(record: Mapping[str, Any]) -> dict[str, Any]:
+    row = {k: record.get(k) for k in _PREDICTION_COLUMNS}
+    if row["id"] is None:
+        row["id"] = new_id()
+    if row["created_at"] is None:
+        row["created_at"] = utcnow()
+    return row

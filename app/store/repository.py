@@ -18,7 +18,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.store.chain import CHAIN_COLUMNS, Chain
+from app.store.chain import CHAIN_COLUMNS, Chain, save_sealed
 from app.store.ids import new_id
 from app.store.tables import (
     VERDICTS,
@@ -29,7 +29,6 @@ from app.store.tables import (
 from train_pipeline.contract import ED_COHORT, SYMPTOM_SEPARATOR, TaskContract
 
 logger = logging.getLogger(__name__)
-PREDICTIONS_TABLE = "predictions"
 FEEDBACK_TABLE = "feedback"
 
 DIAGNOSIS_ERRORS = frozenset({"wrong_diagnosis", "both_wrong"})
@@ -60,47 +59,16 @@ def save_predictions(
         return 0
     statement = _insert_skipping_stored(session.get_bind().dialect.name)
     if chain is not None:
-        return _save_chained(session, statement, records, chain)
+        return save_sealed(session, statement, records, chain)
     for rows in _by_columns(records).values():  # one group: the audit's rows share their keys
         session.execute(statement, rows)
     session.commit()
     return len(records)
 
 
-def _save_chained(
-    session: Session, statement: Any, records: Sequence[dict[str, Any]], chain: Chain
-) -> int:
-    """`save_predictions` with each row sealed into ``chain`` (every column given, ids and
-    times filled in, so the MAC covers exactly what reads back), in one executemany."""
-    rows = [_full_row(record) for record in records]
-    if chain.fresh:  # a write retried after another chain's unconfirmed commit: skip its rows
-        stored = set(
-            session.scalars(
-                select(PredictionRow.id).where(PredictionRow.id.in_([r["id"] for r in rows]))
-            )
-        )
-        rows = [row for row in rows if row["id"] not in stored]
-    link = chain.seal(PREDICTIONS_TABLE, rows)
-    if rows:
-        session.execute(statement, rows)
-    session.commit()
-    chain.advance(link)
-    return len(records)
-
-
-def _full_row(record: dict[str, Any]) -> dict[str, Any]:
-    row = {k: record.get(k) for k in _ROW_COLUMNS}
-    if row["id"] is None:
-        row["id"] = new_id()
-    if row["created_at"] is None:
-        row["created_at"] = utcnow()
-    return row
-
-
 _PREDICTIONS = cast(Table, PredictionRow.__table__)
 _COLUMNS = frozenset(_PREDICTIONS.columns.keys())
 _DEFAULTED = ("id", "created_at")  # None: the column's default (a new id, now)
-_ROW_COLUMNS = tuple(c.name for c in _PREDICTIONS.columns if c.name not in CHAIN_COLUMNS)
 
 
 def _by_columns(records: Sequence[dict[str, Any]]) -> dict[frozenset[str], list[dict[str, Any]]]:
