@@ -6,8 +6,9 @@ MAC of its predecessor in its chain. Problems are reported in chain order (chain
 is time-ordered; rows by ``seq``), so the first one named is the first row that was altered,
 deleted or moved:
 
-- ``altered``: the row's MAC does not match its columns and its predecessor (an edited column,
-  or a row moved to another position: a reordering changes ``seq`` or the predecessor);
+- ``altered``: the row's MAC does not match its columns and its predecessor (an edited column);
+- ``reordered``: an unaltered row at another position than the one it was sealed at (found
+  within `MOVE_WINDOW` places; further moves read as ``altered``);
 - ``deleted``: a ``seq`` is missing inside a chain (named by its neighbours);
 - ``duplicate``: two rows claim one position (a copied or inserted row);
 - ``unchained``: a row without chain columns (inserted by hand, or stored before the chain).
@@ -32,6 +33,10 @@ TABLES: tuple[Table, ...] = tuple(
     cast(Table, row.__table__) for row in (PredictionRow, FeedbackRow, AuditEventRow)
 )
 YIELD_PER = 1000
+MOVE_WINDOW = 8
+"""A row that fails its MAC is tried at the positions this close (a reordering, not an edit)."""
+MOVE_SEARCHES = 100
+"""Rows per table tried so (a wrong key fails them all)."""
 
 
 @dataclass(frozen=True, order=True)
@@ -131,6 +136,7 @@ def _altered(
     stmt = select(*columns, table.c.chain_id, table.c.seq, table.c.mac).where(
         table.c.chain_id.is_not(None)
     )
+    searched = 0
     for row in session.execute(stmt.execution_options(yield_per=YIELD_PER)).mappings():
         chain_id, seq = row["chain_id"], row["seq"]
         if index.get((chain_id, seq), ("", "", ""))[1] != row["id"]:
@@ -138,9 +144,44 @@ def _altered(
         previous = GENESIS if seq == 1 else index.get((chain_id, seq - 1), ("", "", GENESIS))[2]
         values: dict[str, Any] = {c.name: row[c.name] for c in columns}
         expected = mac_of(key, previous, canonical(table.name, chain_id, seq, values))
-        if expected != row["mac"]:
-            note = "MAC mismatch: a column was changed, or the row was moved (reordered)"
+        if expected == row["mac"]:
+            continue
+        searched += 1  # a wrong key fails every row: search the first ones only
+        sealed_at = (
+            _sealed_at(key, table.name, chain_id, seq, values, row["mac"], index)
+            if searched <= MOVE_SEARCHES
+            else None
+        )
+        if sealed_at is not None:
+            note = (
+                f"sealed at seq {sealed_at}: rows were reordered"
+                if sealed_at != seq
+                else "in place, but its predecessor was moved: rows were reordered"
+            )
+            yield Problem(chain_id, seq, "reordered", table.name, row["id"], note)
+        else:
+            note = "MAC mismatch: a column was changed (or the row was moved far)"
             yield Problem(chain_id, seq, "altered", table.name, row["id"], note)
+
+
+def _sealed_at(
+    key: bytes,
+    table: str,
+    chain_id: str,
+    seq: int,
+    values: dict[str, Any],
+    mac: str,
+    index: dict[Position, Entry],
+) -> int | None:
+    """The position an unaltered row was sealed at, when it was moved up to `MOVE_WINDOW`
+    places (its predecessor then is one of the nearby rows): None for an altered row."""
+    nearby = range(max(1, seq - MOVE_WINDOW), seq + MOVE_WINDOW + 1)
+    previous = {GENESIS} | {e[2] for s in nearby if (e := index.get((chain_id, s)))}
+    for at in nearby:  # at == seq: in place, but after a row that was moved
+        message = canonical(table, chain_id, at, values)
+        if any(mac_of(key, p, message) == mac for p in previous):
+            return at
+    return None
 
 
 def _name(entry: Entry) -> str:

@@ -202,8 +202,11 @@ def test_reordered_rows_are_named(store: tuple[str, list[str]]) -> None:
     )
     report = tampered(url, swap, a=a.id, b=b.id, sa=a.seq, sb=b.seq)
     first = report.problems[0].describe()
-    assert first.startswith(f"altered: predictions row {b.id} (chain {a.chain_id} seq {a.seq})")
-    assert "reordered" in first
+    assert first == (
+        f"reordered: predictions row {b.id} (chain {a.chain_id} seq {a.seq}) "
+        f"sealed at seq {b.seq}: rows were reordered"
+    )
+    assert {p.kind for p in report.problems} == {"reordered"}
 
 
 def test_a_row_inserted_by_hand_is_named(store: tuple[str, list[str]]) -> None:
