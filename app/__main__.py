@@ -1,4 +1,5 @@
-"""`python -m app`: serve with the environment's settings (`HP_HOST`, `HP_PORT`, `HP_WORKERS`).
+"""`python -m app`: serve with the environment's settings (`HP_HOST`, `HP_PORT`, `HP_WORKERS`);
+`python -m app audit verify` and `python -m app keys new --role ROLE` are `app.cli`'s commands.
 
 One worker: uvicorn in this process. Several: gunicorn with uvicorn worker processes (each loads
 its own models; no preload, so nothing is forked after a model load), and
@@ -11,6 +12,7 @@ import logging
 import os
 import shutil
 import signal
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -99,7 +101,12 @@ def run_gunicorn(settings: Settings) -> None:
         shutil.rmtree(multiproc_dir, ignore_errors=True)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv:  # `audit verify`, `keys new`: no server
+        from app.cli import run
+
+        sys.exit(run(argv))
     settings = get_settings()
     configure_logging(settings.log_level)
     if settings.workers > 1:

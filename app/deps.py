@@ -12,6 +12,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 from sqlalchemy.orm import Session
 
+from app.audit.events import AuditEvents
 from app.audit.writer import AuditWriter
 from app.errors import AuthError, ForbiddenError, RateLimitedError
 from app.security.api_keys import Principal, Role
@@ -52,6 +53,10 @@ async def get_audit(request: Request) -> AuditWriter:
     return request.app.state.audit  # type: ignore[no-any-return]
 
 
+async def get_audit_events(request: Request) -> AuditEvents:
+    return request.app.state.audit_events  # type: ignore[no-any-return]
+
+
 def get_session(request: Request) -> Iterator[Session]:
     """A SQLAlchemy session for the request, closed afterwards (commit is the caller's)."""
     with request.app.state.sessionmaker() as session:
@@ -81,6 +86,9 @@ async def authenticate(
             headers={"Retry-After": str(int(retry_after))},
         )
     request.scope.setdefault("state", {})["key_id"] = principal.key_id
+    events: AuditEvents | None = getattr(state, "audit_events", None)  # None: no lifespan ran
+    if events is not None:
+        events.note_key_use(principal.key_id)  # the audit's key-use counts (no I/O)
     return principal
 
 
@@ -106,6 +114,7 @@ ModelsDep = Annotated[ModelManager, Depends(get_models)]
 BundleDep = Annotated[ModelBundle, Depends(get_bundle)]
 ServiceDep = Annotated[PredictionService, Depends(get_service)]
 AuditDep = Annotated[AuditWriter, Depends(get_audit)]
+AuditEventsDep = Annotated[AuditEvents, Depends(get_audit_events)]
 SessionDep = Annotated[Session, Depends(get_session)]
 PrincipalDep = Annotated[Principal, Depends(authenticate)]
 AdminDep = Annotated[Principal, Depends(require_role("admin"))]
@@ -113,6 +122,7 @@ AdminDep = Annotated[Principal, Depends(require_role("admin"))]
 __all__ = [
     "AdminDep",
     "AuditDep",
+    "AuditEventsDep",
     "BundleDep",
     "ModelsDep",
     "PrincipalDep",

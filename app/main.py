@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -13,13 +14,14 @@ from fastapi.responses import RedirectResponse
 
 from app.api import api_router
 from app.api.health import APP_VERSION
+from app.audit.events import AuditEvents, flush_key_use_forever
 from app.audit.process import AuditProcess
 from app.audit.writer import AuditWriter
 from app.deps import require_role
 from app.errors import BodySizeLimitMiddleware, FastJSONResponse, install_error_handlers
 from app.log_config import RequestContextMiddleware, configure_logging
 from app.monitoring import metrics, wiring
-from app.security.api_keys import ApiKeyStore
+from app.security.key_ring import KeyRing
 from app.security.rate_limit import TokenBucketLimiter
 from app.serving.loader import ModelManager
 from app.serving.registry_watch import RegistryWatcher
@@ -46,7 +48,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     state = app.state
     state.started_at = time.monotonic()
-    state.api_keys = ApiKeyStore.from_spec(settings.api_keys.get_secret_value())
+    state.api_keys = KeyRing(
+        settings.api_keys.get_secret_value(),
+        settings.api_keys_file,
+        allow_clear=settings.environment != "production",
+    )
+    hup = _on_sighup(state.api_keys.request_reload)
     state.rate_limiter = TokenBucketLimiter(settings.rate_limit_per_minute)
     state.engine = db.make_engine(
         settings.database_url,
@@ -66,16 +73,22 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await asyncio.gather(state.models.start(), state.store.start())  # a store down: not ready
     state.registry_watch = RegistryWatcher(state.models, settings)
     state.registry_watch.start()
+    chain_key = settings.audit_hmac_key.get_secret_value().encode()
+    state.audit_events = AuditEvents(state.sessionmaker, chain_key)
+    key_use = asyncio.get_running_loop().create_task(
+        flush_key_use_forever(state.audit_events), name="audit-key-use"
+    )
     state.audit = AuditWriter(
         state.sessionmaker,
         max_queue=settings.audit_queue_size,
         retry_delay_s=settings.audit_flush_interval_s,
         on_depth=metrics.set_audit_queue_depth,
         process=(
-            AuditProcess(state.engine)
+            AuditProcess(state.engine, chain_key)
             if settings.audit_process and not db.is_memory(state.engine)
             else None
         ),
+        chain_key=chain_key,
     )
     state.audit.start()
     state.service = PredictionService(
@@ -88,6 +101,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await state.registry_watch.stop()
         await state.service.aclose()
         await state.audit.stop()  # nothing accepted is lost on a clean shutdown
+        key_use.cancel()
+        await anyio.to_thread.run_sync(state.audit_events.flush_key_use)
+        hup()
         await state.models.stop()
         await state.store.stop()
         state.engine.dispose()
@@ -162,6 +178,21 @@ def migrate_if_needed(url: str) -> bool:
         engine.dispose()
     db.upgrade(url)
     return True
+
+
+def _on_sighup(reload: Callable[[], None]) -> Callable[[], None]:
+    """Reload the API key file on SIGHUP (where this loop may handle signals); returns the
+    function that removes the handler."""
+    loop = asyncio.get_running_loop()
+    try:
+        loop.add_signal_handler(signal.SIGHUP, reload)
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
+        return lambda: None
+
+    def remove() -> None:
+        loop.remove_signal_handler(signal.SIGHUP)
+
+    return remove
 
 
 def max_body_bytes(settings: Settings) -> int:

@@ -16,6 +16,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ADMIN_KEY = "dev-admin-key"
 DEFAULT_CLINICIAN_KEY = "dev-clinician-key"
+DEFAULT_AUDIT_HMAC_KEY = "dev-audit-hmac-key"
+HASHED_KEY_PREFIXES = ("id=", "sha256=")
+"""How a hashed `HP_API_KEYS` entry starts (`app.security.api_keys`); others hold a key in clear."""
 
 
 class Settings(BaseSettings):
@@ -158,8 +161,21 @@ class Settings(BaseSettings):
     auth_enabled: bool = Field(True, description="Require `X-API-Key` on API routes.")
     api_keys: SecretStr = Field(
         SecretStr(f"{DEFAULT_ADMIN_KEY}:admin,{DEFAULT_CLINICIAN_KEY}:clinician"),
-        description="Comma-separated `key:role` pairs (roles: clinician, admin); hashed at "
-        "startup, never kept in clear.",
+        description="Comma-separated API key entries, each `<key or hashed entry>:<role>` "
+        "(roles: clinician, admin). `python -m app keys new --role ROLE [--expires 90d]` prints "
+        "a hashed entry (`id=…;salt=…;sha256=…[;expires=…]:role`); a key in clear is accepted "
+        "only outside production.",
+    )
+    api_keys_file: Path | None = Field(
+        None,
+        description="Optional file of more key entries (one per line, `#` comments), read at "
+        "start-up and again when it changes (its mtime is checked at most once a second) or on "
+        "SIGHUP: keys are added, rotated or revoked without a restart.",
+    )
+    audit_hmac_key: SecretStr = Field(
+        SecretStr(DEFAULT_AUDIT_HMAC_KEY),
+        description="Key of the audit rows' HMAC chain (`python -m app audit verify` needs the "
+        "same); keep it out of the database. The default is refused in production.",
     )
     metrics_protected: bool = Field(False, description="Require an API key on `/metrics`.")
     rate_limit_per_minute: int = Field(
@@ -272,7 +288,25 @@ class Settings(BaseSettings):
                 raise ValueError(
                     "HP_API_KEYS still holds the development keys; set real keys in production"
                 )
+            if clear_key_entries(keys):
+                raise ValueError(
+                    "HP_API_KEYS holds a key in clear; in production give hashed entries "
+                    "(`python -m app keys new --role ROLE` prints one)"
+                )
+            if self.audit_hmac_key.get_secret_value() == DEFAULT_AUDIT_HMAC_KEY:
+                raise ValueError("HP_AUDIT_HMAC_KEY is the development default; set a real key")
         return self
+
+
+def clear_key_entries(spec: str) -> int:
+    """How many entries of a key spec (`HP_API_KEYS`, or a key file's lines) hold a key in
+    clear instead of a hash."""
+    entries = (item.strip() for line in spec.splitlines() for item in line.split(","))
+    return sum(
+        1
+        for item in entries
+        if item and not item.startswith("#") and not item.startswith(HASHED_KEY_PREFIXES)
+    )
 
 
 @lru_cache

@@ -76,10 +76,11 @@ def execute_job(
 
 
 def admin_key(settings: Settings) -> str | None:
-    """The first admin key given in clear in ``HP_API_KEYS`` (None if only digests)."""
+    """The first admin key given in clear in ``HP_API_KEYS`` (None if only digests or managed
+    entries)."""
     for item in settings.api_keys.get_secret_value().split(","):
         key, _, role = item.strip().rpartition(":")
-        if role == "admin" and key and not key.startswith("sha256="):
+        if role == "admin" and key and not key.startswith(("sha256=", "id=")):
             return key
     return None
 

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Response, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
-from app.deps import AuditDep, ModelsDep, SessionDep, SettingsDep, require_role
+from app.deps import AuditDep, AuditEventsDep, ModelsDep, SessionDep, SettingsDep, require_role
 from app.errors import InvalidInputError, PredictionNotFoundError
 from app.monitoring import metrics
 from app.schemas.errors import ErrorResponse
@@ -27,6 +27,7 @@ from app.schemas.feedback import (
     FeedbackStatsResponse,
 )
 from app.store import repository
+from app.store.chain import Chain
 from app.store.tables import FeedbackRow
 from train_pipeline.contract import ED_COHORT
 
@@ -93,8 +94,11 @@ def to_read(row: FeedbackRow, duplicate: bool = False) -> FeedbackRead:
     )
 
 
-def store_feedback(session: Session, body: FeedbackRequest) -> tuple[FeedbackRow, bool] | None:
-    """Write the feedback (blocking; run in a thread); None when the prediction is unknown."""
+def store_feedback(
+    session: Session, body: FeedbackRequest, chain: Chain | None = None
+) -> tuple[FeedbackRow, bool] | None:
+    """Write the feedback (blocking; run in a thread), sealed into this process's audit
+    ``chain``; None when the prediction is unknown."""
     prediction = repository.get_prediction(session, body.prediction_id)
     if prediction is None:
         session.rollback()  # end the read transaction (SQLite: release the lock) before waiting
@@ -111,7 +115,7 @@ def store_feedback(session: Session, body: FeedbackRequest) -> tuple[FeedbackRow
                 }
             ],
         )
-    return repository.add_feedback(session, **body.model_dump())
+    return repository.add_feedback(session, **body.model_dump(), chain=chain)
 
 
 def audit_pending(audit: Any) -> bool:
@@ -133,6 +137,7 @@ async def create_feedback(
     session: SessionDep,
     models: ModelsDep,
     audit: AuditDep,
+    events: AuditEventsDep,
     response: Response,
 ) -> FeedbackRead:
     """Record a clinician's verdict on a prediction (201).
@@ -144,11 +149,11 @@ async def create_feedback(
     details = correction_errors(body, *served_classes(models))
     if details:
         raise InvalidInputError("Feedback corrections do not fit the verdict", details=details)
-    stored = await anyio.to_thread.run_sync(store_feedback, session, body)
+    stored = await anyio.to_thread.run_sync(store_feedback, session, body, events.chain)
     if stored is None and audit_pending(audit):
         # The prediction may still sit in the write-behind audit queue: flush, look again.
         await audit.flush()
-        stored = await anyio.to_thread.run_sync(store_feedback, session, body)
+        stored = await anyio.to_thread.run_sync(store_feedback, session, body, events.chain)
     if stored is None:
         raise PredictionNotFoundError(
             "No prediction with this id",

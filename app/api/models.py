@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+import anyio.to_thread
+from fastapi import APIRouter, Request
 
-from app.deps import BundleDep, ModelsDep, SettingsDep, require_role
+from app.deps import AdminDep, AuditEventsDep, BundleDep, ModelsDep, SettingsDep
 from app.errors import FastJSONResponse
 from app.schemas.errors import ErrorResponse
 from app.schemas.models import ModelsResponse, ReloadResponse, SignatureResponse
@@ -89,13 +90,17 @@ async def read_model_signature() -> FastJSONResponse:
     "/reload",
     response_model=ReloadResponse,
     summary="Swap in the current champion (admin)",
-    dependencies=[Depends(require_role("admin"))],
 )
-async def reload_models(request: Request, models: ModelsDep) -> FastJSONResponse:
+async def reload_models(
+    request: Request, models: ModelsDep, events: AuditEventsDep, admin: AdminDep
+) -> FastJSONResponse:
     """Load the current `champion` and swap it in atomically: requests in flight finish on the
-    old bundle, none fails. On failure the old bundle stays served and 503 says why."""
+    old bundle, none fails. On failure the old bundle stays served and 503 says why. Each
+    successful reload is an audit event (who, from which versions to which)."""
     previous: ModelBundle | None = models.bundle
     bundle: ModelBundle = await models.reload()
+    detail = {"previous": previous.info() if previous else None, "current": bundle.info()}
+    await anyio.to_thread.run_sync(events.record, "model_reload", admin.key_id, detail)
     return FastJSONResponse(
         {
             "status": "reloaded",

@@ -27,7 +27,7 @@ from fastapi import APIRouter, Request, status
 from pydantic import SecretStr
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.deps import ModelsDep, SessionDep, SettingsDep
+from app.deps import AuditEventsDep, ModelsDep, PrincipalDep, SessionDep, SettingsDep
 from app.errors import AppError, ConflictError, NotFoundError
 from app.schemas.errors import ErrorResponse
 from app.schemas.retrain import RetrainAccepted, RetrainJobRead
@@ -267,7 +267,11 @@ def start_in_process(request: Request, models: Any, settings: Settings, job_id: 
     responses={409: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
 )
 async def create_retrain_job(
-    request: Request, settings: SettingsDep, models: ModelsDep
+    request: Request,
+    settings: SettingsDep,
+    models: ModelsDep,
+    events: AuditEventsDep,
+    principal: PrincipalDep,
 ) -> RetrainAccepted:
     """Start retraining: original data + corrected feedback -> challenger, compared with the
     champion on the same held-out set, promoted only if better by `HP_RETRAIN_MARGIN` on
@@ -283,6 +287,8 @@ async def create_retrain_job(
     job = await anyio.to_thread.run_sync(
         queue_job, make_session, executor, settings.retrain_job_timeout_s
     )
+    detail = {"job_id": job.id, "executor": executor}
+    await anyio.to_thread.run_sync(events.record, "retrain_requested", principal.key_id, detail)
     if executor == "celery":
         try:
             await anyio.to_thread.run_sync(send_to_celery, settings, job.id)

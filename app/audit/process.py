@@ -15,11 +15,12 @@ is retried, a flush means readable.
 The child is a fresh interpreter (``python -m app.audit.process``, not a fork: the parent has
 threads and models; not `multiprocessing`'s spawn either, which re-imports the parent's main
 script) started with the writer, talking over a socket pair; the database URL reaches it through
-that socket, never its command line. It is replaced after it dies (the write in progress fails
-and is retried; rows the dead child had committed are not stored twice, `save_predictions` skips
-ids already stored). It ignores SIGINT, exits when its parent dies, and keeps normal CPU
-priority: the audit is part of every request's contract, and a starved writer would hold
-requests up through the queue's backpressure.
+that socket, never its command line, and so does the audit's HMAC key (each child seals its
+rows into a chain of its own, `app.store.chain`). It is replaced after it dies (the write in
+progress fails and is retried; rows the dead child had committed are not stored twice,
+`save_predictions` skips ids already stored). It ignores SIGINT, exits when its parent dies,
+and keeps normal CPU priority: the audit is part of every request's contract, and a starved
+writer would hold requests up through the queue's backpressure.
 """
 
 from __future__ import annotations
@@ -61,9 +62,12 @@ def serve(conn: Connection, parent_pid: int) -> None:
 
     init_child(parent_pid)
     from app.store import db
+    from app.store.chain import Chain
     from app.store.repository import save_predictions
 
     engine = db.make_engine(conn.recv_bytes().decode())
+    key = conn.recv_bytes()  # the audit's HMAC key (empty: rows are not chained)
+    chain = Chain(key) if key else None  # a new chain for each child
     sessions = db.make_sessionmaker(engine)
     try:
         while True:
@@ -75,7 +79,7 @@ def serve(conn: Connection, parent_pid: int) -> None:
                 break
             try:
                 with sessions() as session:
-                    save_predictions(session, expand(pickle.loads(payload)))
+                    save_predictions(session, expand(pickle.loads(payload)), chain)
             except Exception as exc:  # the parent retries; rows never leave in messages
                 conn.send_bytes(type(exc).__name__.encode())
             else:
@@ -90,10 +94,13 @@ class AuditProcess:
     Args:
         engine: the serving process's engine of the store (a file or a server: an in-memory
             SQLite database is private to its process); the child opens its own on the same URL.
+        chain_key: the audit's HMAC key: each child seals its rows into a chain of its own
+            (`app.store.chain`); sent over the socket, like the URL.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, chain_key: bytes | None = None) -> None:
         self.database_url = engine.url.render_as_string(hide_password=False)
+        self._chain_key = chain_key or b""
         self._lock = threading.Lock()
         self._proc: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
@@ -164,6 +171,7 @@ class AuditProcess:
             )
             conn = Connection(os.dup(ours.fileno()))
         conn.send_bytes(self.database_url.encode())
+        conn.send_bytes(self._chain_key)
         self._proc, self._conn = proc, conn
         return conn
 

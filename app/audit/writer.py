@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.audit.process import AuditProcess
 from app.audit.rows import EncodedRows, Item, expand
+from app.store.chain import Chain
 from app.store.repository import save_predictions
 
 logger = logging.getLogger(__name__)
@@ -71,6 +72,8 @@ class AuditWriter:
         linger_s: longest wait for more rows once one is queued (0: write what is there).
         process: the child process that stores the rows (None: a worker thread does, through
             ``make_session``); started by `start`, stopped by `stop` once the queue is drained.
+        chain_key: the audit's HMAC key: rows are sealed into the writer's chain, in the order
+            they are written (`app.store.chain`); None: not chained. Give it to ``process`` too.
 
     Attributes:
         enqueued, written, lost: rows accepted, stored, given up at shutdown.
@@ -86,8 +89,11 @@ class AuditWriter:
         on_depth: Callable[[int], None] | None = None,
         linger_s: float = DEFAULT_LINGER_S,
         process: AuditProcess | None = None,
+        chain_key: bytes | None = None,
     ) -> None:
         self._make_session = make_session
+        # The thread path's chain (the child process keeps its own): rows sealed in order.
+        self._chain = Chain(chain_key) if chain_key and process is None else None
         self._process = process
         self._queue = _RowQueue(maxsize=max_queue)
         self._batch_size = max(1, batch_size)
@@ -282,7 +288,7 @@ class AuditWriter:
             self._process.save(batch)
             return
         with self._make_session() as session:
-            save_predictions(session, expand(batch))
+            save_predictions(session, expand(batch), self._chain)
 
 
 def _writes(items: list[Item], size: int) -> list[list[Item]]:

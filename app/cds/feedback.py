@@ -20,6 +20,7 @@ from app.cds.hook import CDS_KEY
 from app.cds.schemas import CardFeedback
 from app.monitoring import metrics
 from app.store import repository
+from app.store.chain import Chain
 from train_pipeline.contract import ED_COHORT
 
 logger = logging.getLogger(__name__)
@@ -51,8 +52,11 @@ def unknown_cards(session: Session, items: list[CardFeedback]) -> list[str]:
     return unknown
 
 
-def store(session: Session, items: list[CardFeedback]) -> list[dict[str, Any]]:
-    """Store each outcome that carries a verdict; what was done with each (blocking)."""
+def store(
+    session: Session, items: list[CardFeedback], chain: Chain | None = None
+) -> list[dict[str, Any]]:
+    """Store each outcome that carries a verdict, sealed into the audit ``chain``; what was done
+    with each (blocking)."""
     results = []
     for item in items:
         row = repository.get_prediction(session, item.card)
@@ -70,6 +74,7 @@ def store(session: Session, items: list[CardFeedback]) -> list[dict[str, Any]]:
                 clinician_id=row.outputs[CDS_KEY]["user_id"],
                 corrected_diagnosis=corrected,
                 reason=comment,
+                chain=chain,
             )
             if stored:
                 metrics.count_feedback(verdict)

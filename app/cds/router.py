@@ -15,7 +15,7 @@ from app.cds import feedback, hook
 from app.cds.definition import SERVICE_ID, discovery
 from app.cds.errors import UnknownCardError
 from app.cds.schemas import CardFeedbackRequest, HookRequest
-from app.deps import AuditDep, ServiceDep, SessionDep, SettingsDep
+from app.deps import AuditDep, AuditEventsDep, ServiceDep, SessionDep, SettingsDep
 from app.schemas.errors import ErrorResponse
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -49,7 +49,7 @@ async def call_triage(
 
 @router.post(f"/{SERVICE_ID}/feedback", summary="Outcomes of the cards")
 async def create_card_feedback(
-    body: CardFeedbackRequest, session: SessionDep, audit: AuditDep
+    body: CardFeedbackRequest, session: SessionDep, audit: AuditDep, events: AuditEventsDep
 ) -> dict[str, Any]:
     """Accepted cards are stored as verdict `correct`, overrides by their coded reason, in the
     feedback table of `POST /feedback`; 404 (nothing stored) when a card uuid is unknown."""
@@ -61,4 +61,8 @@ async def create_card_feedback(
         raise UnknownCardError(
             details=[{"field": "card", "value": card, "reason": "unknown card"} for card in unknown]
         )
-    return {"feedback": await anyio.to_thread.run_sync(feedback.store, session, body.feedback)}
+    return {
+        "feedback": await anyio.to_thread.run_sync(
+            feedback.store, session, body.feedback, events.chain
+        )
+    }

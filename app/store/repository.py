@@ -18,14 +18,18 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.store.chain import CHAIN_COLUMNS, Chain, save_sealed
+from app.store.ids import new_id
 from app.store.tables import (
     VERDICTS,
     FeedbackRow,
     PredictionRow,
+    utcnow,
 )
 from train_pipeline.contract import ED_COHORT, SYMPTOM_SEPARATOR, TaskContract
 
 logger = logging.getLogger(__name__)
+FEEDBACK_TABLE = "feedback"
 
 DIAGNOSIS_ERRORS = frozenset({"wrong_diagnosis", "both_wrong"})
 TREATMENT_ERRORS = frozenset({"wrong_treatment", "both_wrong"})
@@ -35,13 +39,17 @@ META_COLUMNS = ("prediction_id", "feedback_id", "verdict", "feedback_created_at"
 # --- predictions (audit) ---------------------------------------------------------------------
 
 
-def save_predictions(session: Session, records: Sequence[dict[str, Any]]) -> int:
+def save_predictions(
+    session: Session, records: Sequence[dict[str, Any]], chain: Chain | None = None
+) -> int:
     """Insert audit rows in one executemany (SQLAlchemy's bulk INSERT) and commit.
 
     Args:
         records: dicts keyed by `PredictionRow` column names (``id`` and ``created_at`` are
             filled in when absent or None; unknown keys are ignored; a missing column is NULL).
             The caller's dicts are left alone.
+        chain: the writer's HMAC chain (`app.store.chain`): the rows are sealed into it in
+            order and it advances once they are committed.
 
     Returns:
         The number of rows given (a row whose id is already stored is skipped, on SQLite and
@@ -50,6 +58,8 @@ def save_predictions(session: Session, records: Sequence[dict[str, Any]]) -> int
     if not records:
         return 0
     statement = _insert_skipping_stored(session.get_bind().dialect.name)
+    if chain is not None:
+        return save_sealed(session, statement, records, chain)
     for rows in _by_columns(records).values():  # one group: the audit's rows share their keys
         session.execute(statement, rows)
     session.commit()
@@ -115,8 +125,10 @@ def add_feedback(
     corrected_diagnosis: str | None = None,
     corrected_treatment: str | None = None,
     reason: str | None = None,
+    chain: Chain | None = None,
 ) -> tuple[FeedbackRow, bool]:
-    """Store a clinician's feedback once per (prediction, clinician) and commit.
+    """Store a clinician's feedback once per (prediction, clinician) and commit; with a
+    ``chain``, the new row is sealed into it (`app.store.chain`).
 
     Concurrency-safe: the insert runs in a SAVEPOINT; a unique-constraint conflict (a repeat,
     possibly racing) rolls it back and returns the row already stored. The first write wins;
@@ -133,11 +145,30 @@ def add_feedback(
         corrected_treatment=corrected_treatment,
         reason=reason,
     )
+    if chain is None:
+        return _insert_feedback(session, row)
+    row.id, row.created_at = new_id(), utcnow()
+    with chain.lock:  # rows of one chain are sealed and committed in order
+        values = {c: getattr(row, c) for c in _FEEDBACK_COLUMNS}
+        link = chain.seal(FEEDBACK_TABLE, [values])
+        row.chain_id, row.seq, row.mac = values["chain_id"], values["seq"], values["mac"]
+        stored, created = _insert_feedback(session, row)
+        if created:
+            chain.advance(link)
+    return stored, created
+
+
+_FEEDBACK_COLUMNS = tuple(
+    c.name for c in cast(Table, FeedbackRow.__table__).columns if c.name not in CHAIN_COLUMNS
+)
+
+
+def _insert_feedback(session: Session, row: FeedbackRow) -> tuple[FeedbackRow, bool]:
     try:
         with session.begin_nested():
             session.add(row)
     except IntegrityError:
-        existing = find_feedback(session, prediction_id, clinician_id)
+        existing = find_feedback(session, row.prediction_id, row.clinician_id)
         if existing is None:  # not a duplicate: e.g. the prediction does not exist
             session.rollback()
             raise

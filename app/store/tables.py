@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     Dialect,
     Enum,
@@ -58,13 +59,25 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+MAC_CHARS = 64
+
+
+class Chained:
+    """The columns linking a row into its writer's HMAC chain (`app.store.chain`); NULL only
+    on rows stored before the chain existed (migration 0002)."""
+
+    chain_id: Mapped[str | None] = mapped_column(String(36))
+    seq: Mapped[int | None] = mapped_column(BigInteger)
+    mac: Mapped[str | None] = mapped_column(String(MAC_CHARS))
+
+
 class Base(DeclarativeBase):
     """Declarative base of every store table."""
 
     type_annotation_map = {dict[str, Any]: JSONType, datetime: UTCDateTime}
 
 
-class PredictionRow(Base):
+class PredictionRow(Chained, Base):
     """One served prediction: the audit trail feedback joins to."""
 
     __tablename__ = "predictions"
@@ -83,7 +96,7 @@ class PredictionRow(Base):
     quality: Mapped[str | None] = mapped_column(String(16))
 
 
-class FeedbackRow(Base):
+class FeedbackRow(Chained, Base):
     """A clinician's verdict on one prediction (at most one per clinician and prediction)."""
 
     __tablename__ = "feedback"
@@ -134,3 +147,20 @@ class RetrainJobRow(Base):
     scores: Mapped[dict[str, Any] | None] = mapped_column()
     challenger_run_id: Mapped[str | None] = mapped_column(String(64))
     error: Mapped[str | None] = mapped_column(Text)
+
+
+AUDIT_EVENT_KINDS = ("model_reload", "retrain_requested", "key_use")
+
+
+class AuditEventRow(Chained, Base):
+    """An audited event that has no row of its own elsewhere: a model reload, a retrain
+    request, the use of an API key (by key id). Append-only, like every audit row."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_created_at", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str] = mapped_column(String(32))
+    key_id: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]] = mapped_column()
