@@ -39,8 +39,13 @@ def fresh_multiproc_dir() -> Path:
 
 def _exit_cleanly(signum: int, _frame: Any) -> None:
     """After a graceful shutdown uvicorn restores the handlers it found and re-raises the
-    signal it caught; finding this one, the process exits 0 (as gunicorn does), not 143."""
-    raise SystemExit(0)
+    signal it caught; finding this one, the process exits 0 (as gunicorn does), not 143.
+
+    The lifespan has already drained and closed everything; the exit skips the interpreter's
+    finalisation as the signal's own exit did (with it, a driver's idle thread could crash the
+    process at exit: -11 seen on PostgreSQL)."""
+    logging.shutdown()
+    os._exit(0)
 
 
 def run_uvicorn(settings: Settings) -> None:

@@ -60,7 +60,7 @@ def launch_chromium(playwright: Any) -> Any:
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # closed after each module: its event loop must not outlive it
 def browser() -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright
