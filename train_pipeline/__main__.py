@@ -107,6 +107,11 @@ def _parser(env: CliDefaults | None = None) -> argparse.ArgumentParser:
     t.add_argument("--rows", type=int, default=None, help="use only the first N rows")
     t.add_argument("--threads", type=int, default=None, help="booster threads (all cores)")
     t.add_argument(
+        "--allow-no-signal",
+        action="store_true",
+        help="set the alias even when the model does not beat the majority class (override)",
+    )
+    t.add_argument(
         "--skip-if-exists",
         action="store_true",
         help="do nothing when the champion alias already exists (make run)",
@@ -179,11 +184,29 @@ def _train(args: argparse.Namespace) -> int:
             threads=args.threads,
             model_names=(args.diagnosis_model_name, args.treatment_model_name),
             alias=args.alias,
+            allow_no_signal=args.allow_no_signal,
             progress=progress,
         )
         bar.update(job, description="done", completed=len(STAGES))
     _summary(result, time.perf_counter() - started)
-    return 0
+    return _gate_exit(result, args.alias)
+
+
+def _gate_exit(result: TrainResult, alias: str) -> int:
+    """0 when the alias moved (or no gate applied); `NO_SIGNAL_EXIT` with the reason if not."""
+    from train_pipeline.gate import NO_SIGNAL_EXIT
+
+    gate = result.gate
+    if gate is None or gate.passed:
+        if gate is not None and gate.overridden:
+            console.print(f"[yellow]champion gate overridden: {gate.reason}[/]")
+        return 0
+    console.print(
+        f"[bold red]'{alias}' NOT set[/]: the diagnosis model has {gate.reason}. Versions "
+        f"v{result.diagnosis_version}/v{result.treatment_version or '-'} are registered without "
+        "the alias; --allow-no-signal sets it anyway."
+    )
+    return NO_SIGNAL_EXIT
 
 
 def _summary(result: TrainResult, wall: float) -> None:

@@ -208,6 +208,19 @@ def _bootstrap_margin(
     return float(lo), float(hi)
 
 
+def majority_margin_ci(
+    y_true: np.ndarray, model_pred: np.ndarray, majority_pred: np.ndarray, seed: int = 0
+) -> tuple[float, float]:
+    """95 % bootstrap interval of (model - majority) balanced accuracy: the signal test of
+    `BaselineComparison.beats_majority` and of the champion gate (`train_pipeline.gate`)."""
+
+    def bal(t: np.ndarray, p: np.ndarray) -> float:
+        return float(balanced_accuracy_score(t, p))
+
+    y = np.asarray(y_true)
+    return _bootstrap_margin(y, np.asarray(model_pred), np.asarray(majority_pred), bal, seed)
+
+
 def compare_baselines(
     y_true: np.ndarray,
     model_pred: np.ndarray,
@@ -225,13 +238,10 @@ def compare_baselines(
         _row(model_name, y_true, model_pred, n_classes),
     )
 
-    def bal(t: np.ndarray, p: np.ndarray) -> float:
-        return float(balanced_accuracy_score(t, p))
-
     def f1m(t: np.ndarray, p: np.ndarray) -> float:
         return float(f1_score(t, p, labels=np.arange(n_classes), average="macro", zero_division=0))
 
-    maj_ci = _bootstrap_margin(y_true, model_pred, majority_pred, bal, seed)
+    maj_ci = majority_margin_ci(y_true, model_pred, majority_pred, seed)
     log_ci = _bootstrap_margin(y_true, model_pred, logreg_pred, f1m, seed)
     return BaselineComparison(
         rows=rows,

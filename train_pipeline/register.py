@@ -205,6 +205,15 @@ def set_champion(
             client.set_registered_model_alias(names[role], alias, version)
 
 
+def tag_run(tracking_uri: str, run_id: str, tags: dict[str, str]) -> None:
+    """Add tags to a finished run (e.g. the champion gate's verdict)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    for key, value in tags.items():
+        client.set_tag(run_id, key, value)
+
+
 def champion_exists(tracking_uri: str, name: str, alias: str = "champion") -> bool:
     """Whether `name@alias` resolves in the registry at `tracking_uri`."""
     from mlflow import MlflowClient

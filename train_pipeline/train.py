@@ -32,6 +32,7 @@ from train_pipeline.fitting import (
     fit_and_assess_treatment,
     fit_diagnosis,
 )
+from train_pipeline.gate import GateVerdict, signal_gate
 from train_pipeline.model_choice import ModelChoice, choose_model
 from train_pipeline.split import split_dataset
 from train_pipeline.task_config import TaskConfig, load_task_config
@@ -69,6 +70,12 @@ class TrainResult:
     meta: BundleMeta
     bentoml_tags: dict[str, str] = field(default_factory=dict)
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    gate: GateVerdict | None = None  # None: no held-out baseline comparison to judge by
+
+    @property
+    def aliased(self) -> bool:
+        """Whether this run's versions received the alias."""
+        return bool(self.bentoml_tags)
 
 
 class _StageTimer:
@@ -138,6 +145,7 @@ def train(
     alias: str = "champion",
     frame: pd.DataFrame | None = None,
     promote: bool = True,
+    allow_no_signal: bool = False,
     progress: Progress = _noop,
 ) -> TrainResult:
     """Train both pipelines, log one MLflow run, register them, save them to BentoML.
@@ -150,7 +158,9 @@ def train(
         threads: booster threads (None: all cores).
         frame: train on this DataFrame instead of reading `data_path` (retraining).
         promote: move `alias` to the new versions and save them to BentoML (False: log and
-            register only, e.g. a challenger).
+            register only, e.g. a challenger). Even when True, the alias moves only when
+            the diagnosis model passes the champion gate (`train_pipeline.gate`).
+        allow_no_signal: move the alias even when the gate finds no signal (explicit override).
     """
     start = time.perf_counter()
     timer = _StageTimer(progress)
@@ -170,8 +180,25 @@ def train(
     pred_diag = _evaluate_stage(contract, train_df, test_df, out, choice, timer.enter)
     run = FittedRun(contract, choice, data_path, len(df), train_df, test_df, out, pred_diag)
     names = register.model_names(contract.name, *model_names)
+    gate = _gate(run, allow_no_signal)
+    promote = promote and (gate is None or gate.passed)
     result = _register_stage(run, tracking_uri, bentoml_home, names, alias, promote, timer.enter)
+    if gate is not None:
+        register.tag_run(tracking_uri, result.run_id, gate.tags())
+        if not gate.passed:
+            logger.warning("champion gate refused the alias: %s", gate.reason)
+        result = replace(result, gate=gate)
     return replace(result, duration_s=time.perf_counter() - start, stage_seconds=timer.finish())
+
+
+def _gate(run: FittedRun, allow_no_signal: bool) -> GateVerdict | None:
+    """The champion gate's verdict on the diagnosis model's held-out baseline comparison."""
+    cmp = run.out.baselines.get("diagnosis")
+    if cmp is None:
+        return None
+    verdict = signal_gate(cmp.majority_margin_ci, allow_no_signal)
+    run.out.metrics["diagnosis_gate_passed"] = float(verdict.passed)
+    return verdict
 
 
 def _load_stage(
