@@ -41,6 +41,8 @@ class CliDefaults(BaseSettings):
     diagnosis_model_name: str = "healthpredict-diagnosis"
     treatment_model_name: str = "healthpredict-treatment"
     model_alias: str = "champion"
+    train_trials: int = 4
+    train_time_budget_s: float = 150.0
 
     @model_validator(mode="after")
     def _honour_tool_env_vars(self) -> CliDefaults:
@@ -101,7 +103,24 @@ def _parser(env: CliDefaults | None = None) -> argparse.ArgumentParser:
     group = t.add_mutually_exclusive_group()
     group.add_argument("--task", default="ed_cohort", help="shipped task config name")
     group.add_argument("--config", type=Path, default=None, help="task config YAML path")
-    t.add_argument("--model", choices=("catboost", "xgboost"), default="catboost")
+    t.add_argument(
+        "--model",
+        choices=("auto", "catboost", "xgboost", "logreg"),
+        default="auto",
+        help="auto: Optuna search over every family, chosen by CV on the train split",
+    )
+    t.add_argument(
+        "--trials",
+        type=int,
+        default=env.train_trials,
+        help="auto: Optuna trials per candidate family (HP_TRAIN_TRIALS)",
+    )
+    t.add_argument(
+        "--time-budget",
+        type=float,
+        default=env.train_time_budget_s,
+        help="auto: seconds per candidate family at most (HP_TRAIN_TIME_BUDGET_S)",
+    )
     t.add_argument("--seed", type=int, default=42)
     t.add_argument("--iterations", type=int, default=None, help="boosting rounds (300)")
     t.add_argument("--rows", type=int, default=None, help="use only the first N rows")
@@ -148,6 +167,7 @@ def _champion_exists(args: argparse.Namespace, task: str) -> bool:
 
 def _train(args: argparse.Namespace) -> int:
     # lazy: the training stack (sklearn, boosters, MLflow) takes seconds; `data` needs none of it
+    from train_pipeline.selection import SearchBudget
     from train_pipeline.train import STAGES, train
 
     task = str(args.config) if args.config else args.task
@@ -185,6 +205,7 @@ def _train(args: argparse.Namespace) -> int:
             model_names=(args.diagnosis_model_name, args.treatment_model_name),
             alias=args.alias,
             allow_no_signal=args.allow_no_signal,
+            budget=SearchBudget(trials=args.trials, time_budget_s=args.time_budget),
             progress=progress,
         )
         bar.update(job, description="done", completed=len(STAGES))
@@ -231,6 +252,8 @@ def _summary(result: TrainResult, wall: float) -> None:
         cells = [f"{m[f'{r}_{key}']:.3f}" if f"{r}_{key}" in m else "-" for r in roles]
         table.add_row(key, *cells)
     console.print(table)
+    if result.selection is not None:
+        _selection_table(result)
     console.print(
         "stage seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in result.stage_seconds.items())
     )
@@ -251,6 +274,19 @@ def _summary(result: TrainResult, wall: float) -> None:
         f"tracking URI {result.tracking_uri}  ({wall:.0f} s)\n"
         f"open the UI: [bold]mlflow ui --backend-store-uri {result.tracking_uri}[/]"
     )
+
+
+def _selection_table(result: TrainResult) -> None:
+    sel = result.selection
+    assert sel is not None
+    table = Table(title=f"model selection: CV {sel.metric} on {sel.n_rows} training rows")
+    for col in ("candidate", f"CV {sel.metric}", "±", "trials (pruned)"):
+        table.add_column(col, justify="left" if col == "candidate" else "right")
+    for c in sorted(sel.candidates, key=lambda c: -c.cv_mean):
+        name = f"[bold]{c.family}[/] (selected)" if c.family == sel.winner else c.family
+        table.add_row(name, f"{c.cv_mean:.4f}", f"{c.cv_std:.4f}", f"{c.trials} ({c.pruned})")
+    console.print(table)
+    console.print(sel.reason())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,6 +34,7 @@ from train_pipeline.fitting import (
 )
 from train_pipeline.gate import GateVerdict, signal_gate
 from train_pipeline.model_choice import ModelChoice, choose_model
+from train_pipeline.selection import SearchBudget, Selection
 from train_pipeline.split import split_dataset
 from train_pipeline.task_config import TaskConfig, load_task_config
 
@@ -43,6 +44,7 @@ STAGES = (
     "load",
     "clean",
     "split",
+    "select",
     "cv",
     "fit diagnosis",
     "fit treatment",
@@ -71,6 +73,7 @@ class TrainResult:
     bentoml_tags: dict[str, str] = field(default_factory=dict)
     stage_seconds: dict[str, float] = field(default_factory=dict)
     gate: GateVerdict | None = None  # None: no held-out baseline comparison to judge by
+    selection: Selection | None = None  # the model search of an ``auto`` run
 
     @property
     def aliased(self) -> bool:
@@ -146,6 +149,7 @@ def train(
     frame: pd.DataFrame | None = None,
     promote: bool = True,
     allow_no_signal: bool = False,
+    budget: SearchBudget | None = None,
     progress: Progress = _noop,
 ) -> TrainResult:
     """Train both pipelines, log one MLflow run, register them, save them to BentoML.
@@ -153,6 +157,8 @@ def train(
     Args:
         data_path: CSV to train on (default task: the generated cohort; others: the config's).
         task: ``ed_cohort`` or a task config name / YAML path.
+        model_type: ``auto`` (Optuna search over every candidate family, `selection`, within
+            `budget`, on the task's ``primary_metric``) or one family with its defaults.
         n_rows: use only the first `n_rows` rows (tests, quick runs).
         iterations: boosting rounds (default 300); CV uses a quarter of them, treatment two thirds.
         threads: booster threads (None: all cores).
@@ -167,6 +173,7 @@ def train(
     contract, config = resolve_task(task)
     df = _load_stage(contract, config, data_path, frame, n_rows, timer.enter)
     train_df, test_df = _split_stage(df, contract, test_size, seed, timer.enter)
+    timer.enter("select")
     choice = choose_model(
         contract,
         train_df,
@@ -175,8 +182,13 @@ def train(
         iterations=iterations,
         threads=threads,
         cv_folds=cv_folds,
+        budget=budget,
+        metric=config.primary_metric,
     )
     out = _fit_stage(contract, train_df, choice, timer.enter)
+    if choice.selection is not None:
+        out.metrics |= {f"diagnosis_{k}": v for k, v in choice.selection.metrics().items()}
+        out.texts["model_selection.md"] = choice.selection.markdown() + "\n"
     pred_diag = _evaluate_stage(contract, train_df, test_df, out, choice, timer.enter)
     run = FittedRun(contract, choice, data_path, len(df), train_df, test_df, out, pred_diag)
     names = register.model_names(contract.name, *model_names)
@@ -188,6 +200,7 @@ def train(
         if not gate.passed:
             logger.warning("champion gate refused the alias: %s", gate.reason)
         result = replace(result, gate=gate)
+    result = replace(result, selection=choice.selection)
     return replace(result, duration_s=time.perf_counter() - start, stage_seconds=timer.finish())
 
 
@@ -330,6 +343,7 @@ def _log_run(
             run.out.metrics,
             Path(tmp),
             run_name=f"{run.task.name}-{run.choice.opts.model_type}",
+            trials=run.trial_runs(),
         )
 
 
