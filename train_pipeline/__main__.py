@@ -254,6 +254,15 @@ def _summary(result: TrainResult, wall: float) -> None:
     console.print(table)
     if result.selection is not None:
         _selection_table(result)
+    if "diagnosis_op_threshold" in m:
+        console.print(
+            f"operating point: threshold {m['diagnosis_op_threshold']:.4f}; held-out "
+            + ", ".join(
+                f"{k} {m[f'diagnosis_op_{k}']:.3f} [{m[f'diagnosis_op_{k}_lo']:.3f}, "
+                f"{m[f'diagnosis_op_{k}_hi']:.3f}]"
+                for k in ("sensitivity", "specificity", "ppv", "npv")
+            )
+        )
     console.print(
         "stage seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in result.stage_seconds.items())
     )

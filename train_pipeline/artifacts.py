@@ -83,6 +83,9 @@ def model_card(
     for role in ("diagnosis", "treatment"):
         if f"{role}_f1_macro" in out.metrics:
             lines += _results_section(role, out.metrics, out.baselines[role])
+    for section in ("operating_point.md", "calibration.md"):
+        if section in out.texts:
+            lines += ["", out.texts[section].replace("## ", "### ", 1).rstrip()]
     lines += _importance_and_limits(out.importance)
     return "\n".join(lines) + "\n"
 

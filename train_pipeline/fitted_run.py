@@ -51,6 +51,7 @@ class FittedRun:
             metrics=dict(out.metrics),
             feature_importance=out.importance,
             reference_stats=reference_sample(self.train_df, self.task, 300, opts.seed),
+            decision_threshold=out.metrics.get("diagnosis_op_threshold"),
         )
 
     def run_params(self) -> dict[str, Any]:

@@ -270,10 +270,34 @@ def _cv(
         part = pipe.predict_proba(f.data.iloc[val_idx])
         proba[np.ix_(val_idx, pipe.named_steps["model"].classes_)] = part
         scores.append(fold_score(f.metric, f.y[val_idx], proba[val_idx], f.classes))
+        if trial is None:
+            continue
         trial.report(float(np.mean(scores)), step)
         if trial.should_prune():
             raise optuna.TrialPruned()
     return float(np.mean(scores)), float(np.std(scores)), proba
+
+
+def out_of_fold(
+    task: TaskContract,
+    train: pd.DataFrame,
+    family: str,
+    params: dict[str, Any],
+    budget: SearchBudget,
+    seed: int = 42,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, probabilities) out of fold on the search rows of ``train`` for one family with
+    fixed parameters (a forced model's operating point)."""
+    target = task.diagnosis.name
+    classes = class_order(task.diagnosis.codes, train[target].astype(str).unique())
+    y_all = encode_labels(train[target], classes)
+    rows = search_rows(train, y_all, budget, seed)
+    data, y = train.iloc[rows], y_all[rows]
+    folds = max(2, min(budget.folds, int(np.bincount(y).min())))
+    splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(data, y))
+    fit = search_params(family, params, len(train) <= budget.max_rows // 3)
+    _, _, proba = _cv(_Folds(task, data, y, classes, splits, seed, "f1_macro"), family, fit, None)
+    return y, proba
 
 
 def _candidate(family: str, study: Any) -> CandidateResult:
