@@ -192,15 +192,9 @@ def select_model(
     Args:
         base_params: family -> its final parameters before tuning (rounds, threads).
     """
-    target = task.diagnosis.name
-    classes = class_order(task.diagnosis.codes, train[target].astype(str).unique())
-    y_all = encode_labels(train[target], classes)
-    rows = search_rows(train, y_all, budget, seed)
-    data, y = train.iloc[rows], y_all[rows]
-    folds = max(2, min(budget.folds, int(np.bincount(y).min())))
-    splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(data, y))
+    folds_ = _folds(task, train, budget, seed, metric)
+    data, y = folds_.data, folds_.y
     full_rounds = len(train) <= budget.max_rows // 3
-    folds_ = _Folds(task, data, y, classes, splits, seed, metric)
     results: list[CandidateResult] = []
     trials: list[TrialRecord] = []
     oof: dict[str, np.ndarray] = {}
@@ -254,6 +248,20 @@ class _Folds:
     metric: str
 
 
+def _folds(
+    task: TaskContract, train: pd.DataFrame, budget: SearchBudget, seed: int, metric: str
+) -> _Folds:
+    """The search rows of ``train`` (`search_rows`), their labels and stratified splits."""
+    target = task.diagnosis.name
+    classes = class_order(task.diagnosis.codes, train[target].astype(str).unique())
+    y_all = encode_labels(train[target], classes)
+    rows = search_rows(train, y_all, budget, seed)
+    data, y = train.iloc[rows], y_all[rows]
+    folds = max(2, min(budget.folds, int(np.bincount(y).min())))
+    splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(data, y))
+    return _Folds(task, data, y, classes, splits, seed, metric)
+
+
 def _cv(
     f: _Folds, family: str, params: dict[str, Any], trial: Any
 ) -> tuple[float, float, np.ndarray]:
@@ -288,16 +296,10 @@ def out_of_fold(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(labels, probabilities) out of fold on the search rows of ``train`` for one family with
     fixed parameters (a forced model's operating point)."""
-    target = task.diagnosis.name
-    classes = class_order(task.diagnosis.codes, train[target].astype(str).unique())
-    y_all = encode_labels(train[target], classes)
-    rows = search_rows(train, y_all, budget, seed)
-    data, y = train.iloc[rows], y_all[rows]
-    folds = max(2, min(budget.folds, int(np.bincount(y).min())))
-    splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(data, y))
+    f = _folds(task, train, budget, seed, "f1_macro")
     fit = search_params(family, params, len(train) <= budget.max_rows // 3)
-    _, _, proba = _cv(_Folds(task, data, y, classes, splits, seed, "f1_macro"), family, fit, None)
-    return y, proba
+    _, _, proba = _cv(f, family, fit, None)
+    return f.y, proba
 
 
 def _candidate(family: str, study: Any) -> CandidateResult:
