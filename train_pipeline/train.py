@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
+from train_pipeline import evaluate as ev
 from train_pipeline import operating_point as opp
 from train_pipeline import register
 from train_pipeline.artifacts import write_run_files
@@ -192,6 +193,10 @@ def train(
         out.metrics |= {f"diagnosis_{k}": v for k, v in choice.selection.metrics().items()}
         out.texts["model_selection.md"] = choice.selection.markdown() + "\n"
     pred_diag = _evaluate_stage(contract, train_df, test_df, out, choice, timer.enter)
+    y_test = encode_labels(test_df[contract.diagnosis.name], out.diagnosis_classes)
+    proba = out.diagnosis_pipeline.predict_proba(test_df)
+    intervals = ev.headline_intervals(y_test, proba, len(out.diagnosis_classes), seed)
+    out.metrics |= {f"diagnosis_{k}": v for k, v in intervals.items()}
     if config.operating_point is not None:
         timer.enter("operating point")
         _operating_point(config, contract, train_df, test_df, out, choice, budget)
