@@ -16,8 +16,6 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from train_pipeline import evaluate as ev
-from train_pipeline import operating_point as opp
 from train_pipeline import register
 from train_pipeline.artifacts import write_run_files
 from train_pipeline.bundle_meta import BundleMeta
@@ -35,9 +33,10 @@ from train_pipeline.fitting import (
     fit_diagnosis,
 )
 from train_pipeline.gate import GateVerdict, signal_gate
+from train_pipeline.held_out import add_intervals, add_operating_point
 from train_pipeline.model_choice import ModelChoice, choose_model
-from train_pipeline.selection import SearchBudget, Selection, out_of_fold
-from train_pipeline.split import encode_labels, split_dataset
+from train_pipeline.selection import SearchBudget, Selection
+from train_pipeline.split import split_dataset
 from train_pipeline.task_config import TaskConfig, load_task_config
 
 logger = logging.getLogger(__name__)
@@ -193,13 +192,10 @@ def train(
         out.metrics |= {f"diagnosis_{k}": v for k, v in choice.selection.metrics().items()}
         out.texts["model_selection.md"] = choice.selection.markdown() + "\n"
     pred_diag = _evaluate_stage(contract, train_df, test_df, out, choice, timer.enter)
-    y_test = encode_labels(test_df[contract.diagnosis.name], out.diagnosis_classes)
-    proba = out.diagnosis_pipeline.predict_proba(test_df)
-    intervals = ev.headline_intervals(y_test, proba, len(out.diagnosis_classes), seed)
-    out.metrics |= {f"diagnosis_{k}": v for k, v in intervals.items()}
+    add_intervals(contract, test_df, out, seed)
     if config.operating_point is not None:
         timer.enter("operating point")
-        _operating_point(config, contract, train_df, test_df, out, choice, budget)
+        add_operating_point(config, contract, train_df, test_df, out, choice, budget)
     run = FittedRun(contract, choice, data_path, len(df), train_df, test_df, out, pred_diag)
     names = register.model_names(contract.name, *model_names)
     gate = _gate(run, allow_no_signal)
@@ -222,36 +218,6 @@ def _gate(run: FittedRun, allow_no_signal: bool) -> GateVerdict | None:
     verdict = signal_gate(cmp.majority_margin_ci, allow_no_signal)
     run.out.metrics["diagnosis_gate_passed"] = float(verdict.passed)
     return verdict
-
-
-def _operating_point(
-    config: TaskConfig,
-    task: TaskContract,
-    train_df: pd.DataFrame,
-    test_df: pd.DataFrame,
-    out: Assessment,
-    choice: ModelChoice,
-    budget: SearchBudget | None,
-) -> None:
-    """Binary tasks: the threshold from out-of-fold predictions (the search's, else a CV of
-    the forced model), its held-out report and curves into `out`."""
-    spec = config.operating_point
-    assert spec is not None
-    opts = choice.opts
-    if choice.selection is not None:
-        y_oof, p_oof = choice.selection.oof_y, choice.selection.oof_proba
-    else:
-        y_oof, p_oof = out_of_fold(
-            task, train_df, opts.model_type, opts.params, budget or SearchBudget(), opts.seed
-        )
-    op = opp.choose_threshold(y_oof == 1, p_oof[:, 1], spec.sensitivity, spec.metric)
-    y = encode_labels(test_df[task.diagnosis.name], out.diagnosis_classes) == 1
-    p = out.diagnosis_pipeline.predict_proba(test_df)[:, 1]
-    report = opp.held_out_report(y, p, op.threshold, opts.seed)
-    out.metrics |= {f"diagnosis_op_{k}": v for k, v in report.items()}
-    positive = out.diagnosis_classes[1]
-    out.figures |= opp.curve_figures(y, p, op.threshold, f"{task.name}: {positive}")
-    out.texts["operating_point.md"] = opp.markdown(op, report, positive)
 
 
 def _load_stage(
