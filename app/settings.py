@@ -169,7 +169,7 @@ class Settings(BaseSettings):
         4, ge=0, description="Model search: Optuna trials per candidate family (`--trials`)."
     )
     train_time_budget_s: float = Field(
-        150.0,
+        60.0,
         gt=0,
         description="Model search: seconds per candidate family at most (`--time-budget`).",
     )

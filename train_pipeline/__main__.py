@@ -42,7 +42,7 @@ class CliDefaults(BaseSettings):
     treatment_model_name: str = "healthpredict-treatment"
     model_alias: str = "champion"
     train_trials: int = 4
-    train_time_budget_s: float = 150.0
+    train_time_budget_s: float = 60.0
 
     @model_validator(mode="after")
     def _honour_tool_env_vars(self) -> CliDefaults:
