@@ -64,6 +64,10 @@ $(COHORT): | $(STAMP)
 train: install $(COHORT) ## train both pipelines, log to MLflow, register (alias champion), save to BentoML
 	$(PY) -m train_pipeline train --data $(COHORT) $(TRAIN_ARGS)
 
+.PHONY: task-results
+task-results: install $(COHORT) ## train every shipped task (model search), write task_results/results.md (README table)
+	$(PY) -m docs.task_results $(TASK_RESULTS_ARGS)
+
 .PHONY: retrain
 retrain: install $(COHORT) ## champion vs challenger with clinicians' corrections; promote only if better
 	$(PY) -m retrain $(RETRAIN_ARGS)

@@ -208,6 +208,16 @@ class Settings(BaseSettings):
         "`fhirServer` (connect: half of it).",
     )
 
+    # --- training (`python -m train_pipeline train`) -------------------------------------
+    train_trials: int = Field(
+        4, ge=0, description="Model search: Optuna trials per candidate family (`--trials`)."
+    )
+    train_time_budget_s: float = Field(
+        60.0,
+        gt=0,
+        description="Model search: seconds per candidate family at most (`--time-budget`).",
+    )
+
     # --- feedback and retraining ---------------------------------------------------------
     retrain_min_feedback: int = Field(
         50, ge=1, description="Feedback rows needed before retraining is recommended."

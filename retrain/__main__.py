@@ -2,7 +2,8 @@
 
 Settings are read here (the edge); the job is recorded in the store like API/Celery jobs
 (executor ``cli``), so `GET /retrain/{id}` reports it too. Exit code 0 when the job ran
-(promoted or kept), 1 when it failed, 2 when another job is running.
+(promoted or kept), 1 when it failed, 2 when another job is running, 3 when the challenger
+failed the champion gate (no signal over the majority class; ``--allow-no-signal`` overrides).
 
 ``--job-id ID`` runs a job the API queued instead (its in-process executor starts this as a
 child process, with its settings as ``HP_*`` variables): no progress display, no migration;
@@ -32,6 +33,7 @@ from app.store.retrain_jobs import blocking_job
 from retrain.config import RetrainConfig
 from retrain.job import RetrainResult
 from retrain.runner import execute_job, notify_api
+from train_pipeline.gate import NO_SIGNAL_EXIT
 
 logger = logging.getLogger("retrain")
 console = Console(stderr=True)
@@ -57,6 +59,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also make train's baselines, SHAP and data-quality artifacts (slower)",
     )
+    p.add_argument(
+        "--allow-no-signal",
+        action="store_true",
+        help="promote a winning challenger even when it does not beat the majority class",
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.add_argument("--job-id", default=None, help="run this queued job (what the API starts)")
     return p
@@ -74,7 +81,9 @@ def _config(args: argparse.Namespace, settings: Settings) -> RetrainConfig:
     overrides: dict[str, Any] = {k: v for k, v in given if v is not None}
     if args.iterations is not None:
         overrides["params"] = {"iterations": args.iterations}
-    return replace(config, full_report=args.full_report, **overrides)
+    return replace(
+        config, full_report=args.full_report, allow_no_signal=args.allow_no_signal, **overrides
+    )
 
 
 def _summary(result: RetrainResult) -> Table:
@@ -137,10 +146,14 @@ def run_new(
         console.print(f"[red]retrain failed[/]: see the log and GET /retrain/{job.id}")
         return 1
     console.print(_summary(result))
+    console.print(f"{result.decision}: {result.reason}")
     if as_json:
         sys.stdout.write(
             json.dumps({"job_id": job.id, "decision": result.decision, **result.scores()}) + "\n"
         )
+    if not result.gate_passed:
+        console.print("[bold red]champion gate: the challenger shows no signal (see above)[/]")
+        return NO_SIGNAL_EXIT
     return 0
 
 

@@ -33,6 +33,7 @@ class RetrainConfig:
     seed: int | None = None  # None: the champion run's seed
     test_size: float | None = None  # None: the champion run's, else 0.2
     holdout_path: Path | None = None  # an explicit held-out CSV instead of the split
+    allow_no_signal: bool = False  # alias a challenger that fails the champion gate anyway
     full_report: bool = False  # also `make train`'s baselines, SHAP plots, data report (slow)
 
     @classmethod

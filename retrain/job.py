@@ -28,6 +28,7 @@ from train_pipeline.artifacts import reference_sample, write_run_files
 from train_pipeline.bundle_meta import BundleMeta
 from train_pipeline.fast_path.pipeline import FastPipeline
 from train_pipeline.fitting import Assessment
+from train_pipeline.gate import GateVerdict
 from train_pipeline.models.treatment import DIAGNOSIS_COLUMN
 
 logger = logging.getLogger(__name__)
@@ -50,6 +51,8 @@ class RetrainResult:
     n_feedback: int
     n_test: int
     duration_s: float
+    reason: str = ""  # why it was promoted or kept (the gate's and the comparison's verdicts)
+    gate_passed: bool = True  # False: the challenger shows no signal over the majority class
 
     @property
     def promoted(self) -> bool:
@@ -69,6 +72,8 @@ class RetrainResult:
             "n_feedback": self.n_feedback,
             "n_test": self.n_test,
             "duration_s": round(self.duration_s, 2),
+            "reason": self.reason,
+            "gate_passed": self.gate_passed,
         }
 
 
@@ -191,9 +196,18 @@ def log_run(
     return bundle, replace(meta, run_id=bundle.run_id)
 
 
-def decide(config: RetrainConfig, key: str, t: Trained) -> str:
-    """``promoted`` when the challenger beats the champion on ``key`` by the margin, else
-    ``kept``.
+@dataclass(frozen=True)
+class Decision:
+    """``promoted`` or ``kept``, why, and the champion gate's verdict."""
+
+    decision: str
+    reason: str
+    gate: GateVerdict
+
+
+def decide(config: RetrainConfig, key: str, t: Trained, p: Prepared) -> Decision:
+    """``promoted`` when the challenger passes the champion gate (signal over the majority
+    class, `train_pipeline.gate`) and beats the champion on ``key`` by the margin.
 
     Raises:
         ValueError: ``key`` is not one of the scores.
@@ -202,8 +216,22 @@ def decide(config: RetrainConfig, key: str, t: Trained) -> str:
         raise ValueError(
             f"unknown retrain metric {config.metric!r}; one of {sorted(t.challenger_scores)}"
         )
-    wins = pr.challenger_wins(t.champion_scores[key], t.challenger_scores[key], key, config.margin)
-    return "promoted" if wins else "kept"
+    champ, chall = t.champion_scores[key], t.challenger_scores[key]
+    gate = pr.signal_verdict(
+        p.task,
+        p.train,
+        p.test,
+        (t.out.diagnosis_pipeline, t.out.diagnosis_classes),
+        p.seed,
+        config.allow_no_signal,
+    )
+    wins = pr.challenger_wins(champ, chall, key, config.margin)
+    versus = f"{key}: challenger {chall:.4f} vs champion {champ:.4f}, margin {config.margin}"
+    if not gate.passed:
+        return Decision("kept", f"challenger has {gate.reason}", gate)
+    if not wins:
+        return Decision("kept", f"challenger does not win ({versus})", gate)
+    return Decision("promoted", f"challenger wins ({versus}); {gate.reason}", gate)
 
 
 def promote_challenger(
@@ -277,7 +305,8 @@ def run_retrain(
     key = pr.decision_key(config.metric)
     with tempfile.TemporaryDirectory(prefix="hp-retrain-") as tmp:
         t = train_challenger(config, p, feedback_rows, Path(tmp), say)
-        decision = decide(config, key, t)
+        verdict = decide(config, key, t, p)
+        decision = verdict.decision
         say("log challenger to MLflow")
         bundle, meta = log_run(config, p, t, decision, key, Path(tmp))
     pr.record_decision(
@@ -287,9 +316,15 @@ def run_retrain(
         t.champion_scores,
         t.challenger_scores,
         decision,
-        {"retrain.feedback_rows": str(t.n_feedback), **(extra_tags or {})},
+        {
+            "retrain.feedback_rows": str(t.n_feedback),
+            "retrain.reason": verdict.reason[:500],
+            **verdict.gate.tags(),
+            **(extra_tags or {}),
+        },
     )
     if decision == "promoted":
         say("promote: move the alias, save to BentoML")
         promote_challenger(config, t, meta, bundle)
-    return summarize(config, key, decision, p, t, bundle, time.perf_counter() - start)
+    result = summarize(config, key, decision, p, t, bundle, time.perf_counter() - start)
+    return replace(result, reason=verdict.reason, gate_passed=verdict.gate.passed)

@@ -23,6 +23,7 @@ from train_pipeline import evaluate as ev
 from train_pipeline import register
 from train_pipeline.bundle_meta import BundleMeta
 from train_pipeline.contract import TaskContract
+from train_pipeline.gate import GateVerdict, signal_gate
 from train_pipeline.models.coherence import coherent_choice
 from train_pipeline.models.treatment import DIAGNOSIS_COLUMN
 from train_pipeline.split import class_order, encode_labels
@@ -206,12 +207,33 @@ def decision_key(metric: str) -> str:
 
 
 def challenger_wins(champion: float, challenger: float, metric: str, margin: float) -> bool:
-    """Strictly better by more than ``margin`` (lower is better for losses and errors)."""
+    """Strictly better by more than ``margin`` (lower is better for losses and errors).
+
+    A non-finite score on either side never promotes: there is no comparison to win.
+    """
     if not (math.isfinite(champion) and math.isfinite(challenger)):
-        return math.isfinite(challenger) and not math.isfinite(champion)
+        return False
     if metric.endswith(LOWER_IS_BETTER):
         return champion - challenger > margin
     return challenger - champion > margin
+
+
+def signal_verdict(
+    task: TaskContract,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    diagnosis: tuple[Pipeline, Sequence[str]],
+    seed: int,
+    allow_no_signal: bool = False,
+) -> GateVerdict:
+    """The champion gate (`train_pipeline.gate`) for a challenger: its held-out diagnoses
+    against the training rows' majority class, bootstrap CI of the balanced-accuracy margin."""
+    pipe, own = diagnosis
+    y_true = test[task.diagnosis.name].astype(str).to_numpy()
+    pred = np.asarray(own, dtype=object)[pipe.predict_proba(test).argmax(axis=1)].astype(str)
+    majority = str(train[task.diagnosis.name].astype(str).mode().iloc[0])
+    ci = ev.majority_margin_ci(y_true, pred, np.full(len(y_true), majority), seed)
+    return signal_gate(ci, allow_no_signal)
 
 
 def headline(scores: dict[str, float], key: str) -> dict[str, float | None]:

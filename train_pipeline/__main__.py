@@ -41,6 +41,8 @@ class CliDefaults(BaseSettings):
     diagnosis_model_name: str = "healthpredict-diagnosis"
     treatment_model_name: str = "healthpredict-treatment"
     model_alias: str = "champion"
+    train_trials: int = 4
+    train_time_budget_s: float = 60.0
 
     @model_validator(mode="after")
     def _honour_tool_env_vars(self) -> CliDefaults:
@@ -101,11 +103,33 @@ def _parser(env: CliDefaults | None = None) -> argparse.ArgumentParser:
     group = t.add_mutually_exclusive_group()
     group.add_argument("--task", default="ed_cohort", help="shipped task config name")
     group.add_argument("--config", type=Path, default=None, help="task config YAML path")
-    t.add_argument("--model", choices=("catboost", "xgboost"), default="catboost")
+    t.add_argument(
+        "--model",
+        choices=("auto", "catboost", "xgboost", "logreg"),
+        default="auto",
+        help="auto: Optuna search over every family, chosen by CV on the train split",
+    )
+    t.add_argument(
+        "--trials",
+        type=int,
+        default=env.train_trials,
+        help="auto: Optuna trials per candidate family (HP_TRAIN_TRIALS)",
+    )
+    t.add_argument(
+        "--time-budget",
+        type=float,
+        default=env.train_time_budget_s,
+        help="auto: seconds per candidate family at most (HP_TRAIN_TIME_BUDGET_S)",
+    )
     t.add_argument("--seed", type=int, default=42)
     t.add_argument("--iterations", type=int, default=None, help="boosting rounds (300)")
     t.add_argument("--rows", type=int, default=None, help="use only the first N rows")
     t.add_argument("--threads", type=int, default=None, help="booster threads (all cores)")
+    t.add_argument(
+        "--allow-no-signal",
+        action="store_true",
+        help="set the alias even when the model does not beat the majority class (override)",
+    )
     t.add_argument(
         "--skip-if-exists",
         action="store_true",
@@ -143,6 +167,7 @@ def _champion_exists(args: argparse.Namespace, task: str) -> bool:
 
 def _train(args: argparse.Namespace) -> int:
     # lazy: the training stack (sklearn, boosters, MLflow) takes seconds; `data` needs none of it
+    from train_pipeline.selection import SearchBudget
     from train_pipeline.train import STAGES, train
 
     task = str(args.config) if args.config else args.task
@@ -179,11 +204,30 @@ def _train(args: argparse.Namespace) -> int:
             threads=args.threads,
             model_names=(args.diagnosis_model_name, args.treatment_model_name),
             alias=args.alias,
+            allow_no_signal=args.allow_no_signal,
+            budget=SearchBudget(trials=args.trials, time_budget_s=args.time_budget),
             progress=progress,
         )
         bar.update(job, description="done", completed=len(STAGES))
     _summary(result, time.perf_counter() - started)
-    return 0
+    return _gate_exit(result, args.alias)
+
+
+def _gate_exit(result: TrainResult, alias: str) -> int:
+    """0 when the alias moved (or no gate applied); `NO_SIGNAL_EXIT` with the reason if not."""
+    from train_pipeline.gate import NO_SIGNAL_EXIT
+
+    gate = result.gate
+    if gate is None or gate.passed:
+        if gate is not None and gate.overridden:
+            console.print(f"[yellow]champion gate overridden: {gate.reason}[/]")
+        return 0
+    console.print(
+        f"[bold red]'{alias}' NOT set[/]: the diagnosis model has {gate.reason}. Versions "
+        f"v{result.diagnosis_version}/v{result.treatment_version or '-'} are registered without "
+        "the alias; --allow-no-signal sets it anyway."
+    )
+    return NO_SIGNAL_EXIT
 
 
 def _summary(result: TrainResult, wall: float) -> None:
@@ -208,6 +252,17 @@ def _summary(result: TrainResult, wall: float) -> None:
         cells = [f"{m[f'{r}_{key}']:.3f}" if f"{r}_{key}" in m else "-" for r in roles]
         table.add_row(key, *cells)
     console.print(table)
+    if result.selection is not None:
+        _selection_table(result)
+    if "diagnosis_op_threshold" in m:
+        console.print(
+            f"operating point: threshold {m['diagnosis_op_threshold']:.4f}; held-out "
+            + ", ".join(
+                f"{k} {m[f'diagnosis_op_{k}']:.3f} [{m[f'diagnosis_op_{k}_lo']:.3f}, "
+                f"{m[f'diagnosis_op_{k}_hi']:.3f}]"
+                for k in ("sensitivity", "specificity", "ppv", "npv")
+            )
+        )
     console.print(
         "stage seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in result.stage_seconds.items())
     )
@@ -228,6 +283,19 @@ def _summary(result: TrainResult, wall: float) -> None:
         f"tracking URI {result.tracking_uri}  ({wall:.0f} s)\n"
         f"open the UI: [bold]mlflow ui --backend-store-uri {result.tracking_uri}[/]"
     )
+
+
+def _selection_table(result: TrainResult) -> None:
+    sel = result.selection
+    assert sel is not None
+    table = Table(title=f"model selection: CV {sel.metric} on {sel.n_rows} training rows")
+    for col in ("candidate", f"CV {sel.metric}", "±", "trials (pruned)"):
+        table.add_column(col, justify="left" if col == "candidate" else "right")
+    for c in sorted(sel.candidates, key=lambda c: -c.cv_mean):
+        name = f"[bold]{c.family}[/] (selected)" if c.family == sel.winner else c.family
+        table.add_row(name, f"{c.cv_mean:.4f}", f"{c.cv_std:.4f}", f"{c.trials} ({c.pruned})")
+    console.print(table)
+    console.print(sel.reason())
 
 
 def main(argv: list[str] | None = None) -> int:

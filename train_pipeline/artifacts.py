@@ -83,15 +83,20 @@ def model_card(
     for role in ("diagnosis", "treatment"):
         if f"{role}_f1_macro" in out.metrics:
             lines += _results_section(role, out.metrics, out.baselines[role])
+    for section in ("operating_point.md", "calibration.md"):
+        if section in out.texts:
+            lines += ["", out.texts[section].replace("## ", "### ", 1).rstrip()]
     lines += _importance_and_limits(out.importance)
     return "\n".join(lines) + "\n"
 
 
 def _models_section(out: Assessment, params: dict[str, Any]) -> list[str]:
+    kind = params.get("model_type")
+    family = "logistic regression" if kind == "logreg" else "gradient-boosted trees"
     lines = [
         "## Models",
-        f"- Diagnosis: `{params.get('model_type')}` pipeline (clinical features, ordered "
-        "target encoding, median imputation, gradient-boosted trees), "
+        f"- Diagnosis: `{kind}` pipeline (clinical features, ordered "
+        f"target encoding, median imputation, {family}), "
         f"{len(out.diagnosis_classes)} classes.",
     ]
     if out.treatment_pipeline is not None:
@@ -102,6 +107,8 @@ def _models_section(out: Assessment, params: dict[str, Any]) -> list[str]:
             "for the diagnosis."
         )
     lines.append(f"- Parameters: `{json.dumps(params, sort_keys=True, default=str)}`")
+    if "model_selection.md" in out.texts:
+        lines += ["", out.texts["model_selection.md"].replace("## ", "### ", 1).rstrip()]
     return lines
 
 

@@ -27,6 +27,8 @@ class BundleMeta:
         metrics: headline held-out metrics (``diagnosis_f1_macro``, ``treatment_e2e_f1_macro``…).
         feature_importance: global mean |SHAP| per original feature, for the diagnosis model.
         reference_stats: small training reference sample for drift (column -> list of values).
+        decision_threshold: binary tasks with an operating point: the positive class (the
+            second diagnosis class) is predicted when its probability reaches this.
     """
 
     task: str
@@ -40,6 +42,7 @@ class BundleMeta:
     metrics: dict[str, float] = field(default_factory=dict)
     feature_importance: dict[str, float] = field(default_factory=dict)
     reference_stats: dict[str, list[Any]] = field(default_factory=dict)
+    decision_threshold: float | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

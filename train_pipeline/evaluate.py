@@ -208,6 +208,45 @@ def _bootstrap_margin(
     return float(lo), float(hi)
 
 
+def headline_intervals(
+    y_true: np.ndarray, proba: np.ndarray, n_classes: int, seed: int = 0, n_boot: int = 200
+) -> dict[str, float]:
+    """95 % bootstrap intervals of held-out macro-F1 (argmax) and ROC-AUC (binary, else OvR
+    macro): ``f1_macro_lo/hi``, ``roc_auc_ovr_lo/hi`` (resamples missing a class are skipped)."""
+    y = np.asarray(y_true)
+    pred = proba.argmax(axis=1)
+    labels = np.arange(n_classes)
+    rng = np.random.default_rng(seed)
+    f1s, aucs = [], []
+    for _ in range(n_boot):
+        i = rng.integers(0, len(y), len(y))
+        f1s.append(f1_score(y[i], pred[i], labels=labels, average="macro", zero_division=0))
+        if len(np.unique(y[i])) != n_classes:
+            continue
+        if n_classes == 2:
+            aucs.append(roc_auc_score(y[i], proba[i, 1]))
+        else:
+            aucs.append(roc_auc_score(y[i], proba[i], multi_class="ovr", labels=labels))
+    out = dict(zip(("f1_macro_lo", "f1_macro_hi"), np.percentile(f1s, [2.5, 97.5]), strict=True))
+    if aucs:
+        lo, hi = np.percentile(aucs, [2.5, 97.5])
+        out |= {"roc_auc_ovr_lo": lo, "roc_auc_ovr_hi": hi}
+    return {k: float(v) for k, v in out.items()}
+
+
+def majority_margin_ci(
+    y_true: np.ndarray, model_pred: np.ndarray, majority_pred: np.ndarray, seed: int = 0
+) -> tuple[float, float]:
+    """95 % bootstrap interval of (model - majority) balanced accuracy: the signal test of
+    `BaselineComparison.beats_majority` and of the champion gate (`train_pipeline.gate`)."""
+
+    def bal(t: np.ndarray, p: np.ndarray) -> float:
+        return float(balanced_accuracy_score(t, p))
+
+    y = np.asarray(y_true)
+    return _bootstrap_margin(y, np.asarray(model_pred), np.asarray(majority_pred), bal, seed)
+
+
 def compare_baselines(
     y_true: np.ndarray,
     model_pred: np.ndarray,
@@ -225,13 +264,10 @@ def compare_baselines(
         _row(model_name, y_true, model_pred, n_classes),
     )
 
-    def bal(t: np.ndarray, p: np.ndarray) -> float:
-        return float(balanced_accuracy_score(t, p))
-
     def f1m(t: np.ndarray, p: np.ndarray) -> float:
         return float(f1_score(t, p, labels=np.arange(n_classes), average="macro", zero_division=0))
 
-    maj_ci = _bootstrap_margin(y_true, model_pred, majority_pred, bal, seed)
+    maj_ci = majority_margin_ci(y_true, model_pred, majority_pred, seed)
     log_ci = _bootstrap_margin(y_true, model_pred, logreg_pred, f1m, seed)
     return BaselineComparison(
         rows=rows,

@@ -51,6 +51,7 @@ class FittedRun:
             metrics=dict(out.metrics),
             feature_importance=out.importance,
             reference_stats=reference_sample(self.train_df, self.task, 300, opts.seed),
+            decision_threshold=out.metrics.get("diagnosis_op_threshold"),
         )
 
     def run_params(self) -> dict[str, Any]:
@@ -68,7 +69,39 @@ class FittedRun:
             **{f"model_{k}": v for k, v in choice.params.items()},
             **{f"treatment_model_{k}": v for k, v in choice.treat_params.items()},
             **{f"cv_model_{k}": v for k, v in choice.cv_params.items()},
+            **self._selection_params(),
         }
+
+    def _selection_params(self) -> dict[str, Any]:
+        sel = self.choice.selection
+        if sel is None:
+            return {"selection": "forced"}
+        return {
+            "selection": "auto",
+            "selection_metric": sel.metric,
+            "selection_winner": sel.winner,
+            "selection_reason": sel.reason(),
+            "selection_rows": sel.n_rows,
+        }
+
+    def trial_runs(self) -> list[dict[str, Any]]:
+        """The search's trials as nested MLflow runs (name, params, metrics, tags)."""
+        sel = self.choice.selection
+        if sel is None:
+            return []
+        return [
+            {
+                "name": f"{t.family}-trial-{t.number}",
+                "params": {"family": t.family, **t.params},
+                "metrics": (
+                    {f"cv_{sel.metric}": t.score, "seconds": t.seconds}
+                    if t.score is not None
+                    else {"seconds": t.seconds}
+                ),
+                "tags": {"trial.state": t.state, "trial.selected": str(t.family == sel.winner)},
+            }
+            for t in sel.trials
+        ]
 
     def data_info(self) -> dict[str, Any]:
         """The model card's "Data" section."""

@@ -55,7 +55,7 @@ class Assessment:
 
 def threads_params(model_type: str, threads: int | None) -> dict[str, Any]:
     """The thread-count parameter of each booster (None: library default, all cores)."""
-    if threads is None:
+    if threads is None or model_type not in ("catboost", "xgboost"):
         return {}
     return {"thread_count": threads} if model_type == "catboost" else {"n_jobs": threads}
 

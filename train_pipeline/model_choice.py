@@ -1,7 +1,8 @@
 """Which model a training run fits, and with which parameters: the "choose the model" stage.
 
-Today the family's defaults with the run's rounds and threads; a model search (e.g. Optuna on
-the train split) replaces the body of `choose_model` and nothing downstream changes.
+``model_type="auto"`` (the CLI's default) runs the model search of `selection.select_model`
+(Optuna over CatBoost, XGBoost and logistic regression, CV on the train split only); a named
+family is fitted with its defaults and the run's rounds and threads, no search.
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ import pandas as pd
 
 from train_pipeline.contract import TaskContract
 from train_pipeline.fitting import FitOptions, threads_params
-from train_pipeline.models.pipeline import DEFAULT_PARAMS
+from train_pipeline.models.pipeline import BOOSTERS, DEFAULT_PARAMS
+from train_pipeline.selection import CANDIDATES, SearchBudget, Selection, select_model
+
+AUTO = "auto"
 
 
 @dataclass(frozen=True)
@@ -23,6 +27,7 @@ class ModelChoice:
 
     opts: FitOptions
     treat_params: dict[str, Any]
+    selection: Selection | None = None  # the model search behind an ``auto`` choice
 
     @property
     def params(self) -> dict[str, Any]:
@@ -41,25 +46,40 @@ def choose_model(
     iterations: int | None = None,
     threads: int | None = None,
     cv_folds: int = 3,
+    budget: SearchBudget | None = None,
+    metric: str = "f1_macro",
 ) -> ModelChoice:
     """The model and parameters to fit on `train_df` (the train split, never the held-out rows).
 
     Args:
-        task: the task contract; with `train_df`, what a model search would run on (the
-            defaults used now need neither).
+        model_type: ``auto`` (search every candidate) or one family (its defaults, no search).
         iterations: boosting rounds (None: the family's default); CV and treatment use fewer.
         threads: booster threads (None: all cores).
+        budget / metric: the search's budget and the task's primary metric (``auto`` only).
     """
-    params = {**DEFAULT_PARAMS[model_type], **threads_params(model_type, threads)}
-    rounds_key = "iterations" if model_type == "catboost" else "n_estimators"
-    if iterations is not None:
-        params[rounds_key] = iterations
-    cv_params = _scaled(params, rounds_key, 0.25, 2.0)
-    treat_params = _scaled(params, rounds_key, 2 / 3, 1.3)
+
+    def base(family: str) -> dict[str, Any]:
+        params = {**DEFAULT_PARAMS[family], **threads_params(family, threads)}
+        if iterations is not None and family in BOOSTERS:
+            params["iterations" if family == "catboost" else "n_estimators"] = iterations
+        return params
+
+    selection = None
+    params = base(model_type) if model_type != AUTO else {}
+    if model_type == AUTO:
+        selection = select_model(
+            task, train_df, CANDIDATES, base, budget or SearchBudget(), metric, seed
+        )
+        model_type, params = selection.winner, dict(selection.best.params)
+    cv_params, treat_params = dict(params), dict(params)
+    if model_type in BOOSTERS:
+        rounds_key = "iterations" if model_type == "catboost" else "n_estimators"
+        cv_params = _scaled(params, rounds_key, 0.25, 2.0)
+        treat_params = _scaled(params, rounds_key, 2 / 3, 1.3)
     opts = FitOptions(
         model_type=model_type, seed=seed, params=params, cv_folds=cv_folds, cv_params=cv_params
     )
-    return ModelChoice(opts=opts, treat_params=treat_params)
+    return ModelChoice(opts=opts, treat_params=treat_params, selection=selection)
 
 
 def _scaled(params: dict[str, Any], rounds_key: str, rounds: float, rate: float) -> dict[str, Any]:

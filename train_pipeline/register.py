@@ -118,6 +118,7 @@ def log_bundle(
     metrics: dict[str, float],
     files_dir: Path,
     run_name: str | None = None,
+    trials: list[dict[str, Any]] | None = None,
 ) -> tuple[RegisteredBundle, BundleMeta]:
     """One MLflow run: params, metrics, files, both models logged and registered (no alias).
 
@@ -126,6 +127,8 @@ def log_bundle(
         meta: bundle metadata; its `run_id` is filled in here.
         names: role -> registered model name.
         files_dir: directory of run files, logged as artifacts (``bundle_meta.json`` added).
+        trials: model-search trials, each logged as a nested run (``name``, ``params``,
+            ``metrics``, ``tags``).
 
     Returns:
         the registered versions and the metadata with its run id.
@@ -142,6 +145,11 @@ def log_bundle(
         run_id = run.info.run_id
         meta = replace(meta, run_id=run_id)
         _log_run_record(meta, params, metrics, files_dir)
+        for trial in trials or ():
+            with mlflow.start_run(experiment_id=exp_id, run_name=trial["name"], nested=True):
+                mlflow.log_params({k: str(v)[:500] for k, v in trial["params"].items()})
+                mlflow.log_metrics(trial["metrics"])
+                mlflow.set_tags(trial["tags"])
         for role, (pipe, example) in pipelines.items():
             versions[role] = _log_model(client, role, pipe, example, names[role], meta)
     bundle = RegisteredBundle(run_id, exp_id, versions["diagnosis"], versions.get("treatment"))
@@ -203,6 +211,15 @@ def set_champion(
     for role, version in versions.items():
         if version is not None:
             client.set_registered_model_alias(names[role], alias, version)
+
+
+def tag_run(tracking_uri: str, run_id: str, tags: dict[str, str]) -> None:
+    """Add tags to a finished run (e.g. the champion gate's verdict)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    for key, value in tags.items():
+        client.set_tag(run_id, key, value)
 
 
 def champion_exists(tracking_uri: str, name: str, alias: str = "champion") -> bool:

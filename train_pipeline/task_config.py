@@ -97,6 +97,20 @@ class TargetConfig(_Strict):
         return contract.Target(self.name, tuple(self.classes.items()))
 
 
+class OperatingPointConfig(_Strict):
+    """The decision threshold of a binary task, chosen on out-of-fold predictions: the highest
+    threshold reaching a ``sensitivity``, or the one maximising ``metric`` (F-beta)."""
+
+    sensitivity: float | None = Field(None, gt=0, lt=1)
+    metric: Literal["f1", "f2"] | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> OperatingPointConfig:
+        if (self.sensitivity is None) == (self.metric is None):
+            raise ValueError("operating_point: give exactly one of `sensitivity` or `metric`")
+        return self
+
+
 class TaskConfig(_Strict):
     """A prediction task read from YAML (see the module docstring and ``tasks/*.yaml``)."""
 
@@ -112,6 +126,9 @@ class TaskConfig(_Strict):
     treatment: TargetConfig | None = None
     allowed_pairs: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     tolerated_bad_fraction: float = Field(0.05, ge=0, le=1)
+    # model selection's CV score (``roc_auc`` is one-vs-rest for several classes; ``f2`` binary)
+    primary_metric: Literal["f1_macro", "roc_auc", "f2"] = "f1_macro"
+    operating_point: OperatingPointConfig | None = None  # binary tasks only
 
     @model_validator(mode="before")
     @classmethod
@@ -126,6 +143,12 @@ class TaskConfig(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> TaskConfig:
+        binary = self.diagnosis is not None and len(self.diagnosis.classes) == 2
+        if (self.operating_point is not None or self.primary_metric == "f2") and not binary:
+            raise ValueError(
+                f"task {self.name!r}: `operating_point` and primary_metric `f2` need a binary "
+                "diagnosis"
+            )
         if self.contract is not None:
             if self.contract not in BUILTIN_CONTRACTS:
                 raise ValueError(f"unknown built-in contract {self.contract!r}")

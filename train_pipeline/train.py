@@ -32,7 +32,10 @@ from train_pipeline.fitting import (
     fit_and_assess_treatment,
     fit_diagnosis,
 )
+from train_pipeline.gate import GateVerdict, signal_gate
+from train_pipeline.held_out import add_intervals, add_operating_point
 from train_pipeline.model_choice import ModelChoice, choose_model
+from train_pipeline.selection import SearchBudget, Selection
 from train_pipeline.split import split_dataset
 from train_pipeline.task_config import TaskConfig, load_task_config
 
@@ -42,11 +45,13 @@ STAGES = (
     "load",
     "clean",
     "split",
+    "select",
     "cv",
     "fit diagnosis",
     "fit treatment",
     "evaluate",
     "explain",
+    "operating point",
     "log",
     "register",
 )
@@ -69,6 +74,13 @@ class TrainResult:
     meta: BundleMeta
     bentoml_tags: dict[str, str] = field(default_factory=dict)
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    gate: GateVerdict | None = None  # None: no held-out baseline comparison to judge by
+    selection: Selection | None = None  # the model search of an ``auto`` run
+
+    @property
+    def aliased(self) -> bool:
+        """Whether this run's versions received the alias."""
+        return bool(self.bentoml_tags)
 
 
 class _StageTimer:
@@ -138,6 +150,8 @@ def train(
     alias: str = "champion",
     frame: pd.DataFrame | None = None,
     promote: bool = True,
+    allow_no_signal: bool = False,
+    budget: SearchBudget | None = None,
     progress: Progress = _noop,
 ) -> TrainResult:
     """Train both pipelines, log one MLflow run, register them, save them to BentoML.
@@ -145,18 +159,23 @@ def train(
     Args:
         data_path: CSV to train on (default task: the generated cohort; others: the config's).
         task: ``ed_cohort`` or a task config name / YAML path.
+        model_type: ``auto`` (Optuna search over every candidate family, `selection`, within
+            `budget`, on the task's ``primary_metric``) or one family with its defaults.
         n_rows: use only the first `n_rows` rows (tests, quick runs).
         iterations: boosting rounds (default 300); CV uses a quarter of them, treatment two thirds.
         threads: booster threads (None: all cores).
         frame: train on this DataFrame instead of reading `data_path` (retraining).
         promote: move `alias` to the new versions and save them to BentoML (False: log and
-            register only, e.g. a challenger).
+            register only, e.g. a challenger). Even when True, the alias moves only when
+            the diagnosis model passes the champion gate (`train_pipeline.gate`).
+        allow_no_signal: move the alias even when the gate finds no signal (explicit override).
     """
     start = time.perf_counter()
     timer = _StageTimer(progress)
     contract, config = resolve_task(task)
     df = _load_stage(contract, config, data_path, frame, n_rows, timer.enter)
     train_df, test_df = _split_stage(df, contract, test_size, seed, timer.enter)
+    timer.enter("select")
     choice = choose_model(
         contract,
         train_df,
@@ -165,13 +184,40 @@ def train(
         iterations=iterations,
         threads=threads,
         cv_folds=cv_folds,
+        budget=budget,
+        metric=config.primary_metric,
     )
     out = _fit_stage(contract, train_df, choice, timer.enter)
+    if choice.selection is not None:
+        out.metrics |= {f"diagnosis_{k}": v for k, v in choice.selection.metrics().items()}
+        out.texts["model_selection.md"] = choice.selection.markdown() + "\n"
     pred_diag = _evaluate_stage(contract, train_df, test_df, out, choice, timer.enter)
+    add_intervals(contract, test_df, out, seed)
+    if config.operating_point is not None:
+        timer.enter("operating point")
+        add_operating_point(config, contract, train_df, test_df, out, choice, budget)
     run = FittedRun(contract, choice, data_path, len(df), train_df, test_df, out, pred_diag)
     names = register.model_names(contract.name, *model_names)
+    gate = _gate(run, allow_no_signal)
+    promote = promote and (gate is None or gate.passed)
     result = _register_stage(run, tracking_uri, bentoml_home, names, alias, promote, timer.enter)
+    if gate is not None:
+        register.tag_run(tracking_uri, result.run_id, gate.tags())
+        if not gate.passed:
+            logger.warning("champion gate refused the alias: %s", gate.reason)
+        result = replace(result, gate=gate)
+    result = replace(result, selection=choice.selection)
     return replace(result, duration_s=time.perf_counter() - start, stage_seconds=timer.finish())
+
+
+def _gate(run: FittedRun, allow_no_signal: bool) -> GateVerdict | None:
+    """The champion gate's verdict on the diagnosis model's held-out baseline comparison."""
+    cmp = run.out.baselines.get("diagnosis")
+    if cmp is None:
+        return None
+    verdict = signal_gate(cmp.majority_margin_ci, allow_no_signal)
+    run.out.metrics["diagnosis_gate_passed"] = float(verdict.passed)
+    return verdict
 
 
 def _load_stage(
@@ -303,6 +349,7 @@ def _log_run(
             run.out.metrics,
             Path(tmp),
             run_name=f"{run.task.name}-{run.choice.opts.model_type}",
+            trials=run.trial_runs(),
         )
 
 

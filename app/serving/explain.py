@@ -52,6 +52,8 @@ _fast_lock = threading.Lock()
 
 
 def _native_shap(pipeline: FastPipeline, X: np.ndarray) -> np.ndarray:
+    if pipeline.kind == "linear":  # logistic regression: exact linear SHAP, bias last
+        return np.asarray(pipeline.model.pred_contribs(X), dtype=float)
     if pipeline.kind == "catboost":
         from catboost import Pool
 

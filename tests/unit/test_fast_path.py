@@ -17,6 +17,7 @@ from train_pipeline.split import encode_labels
 ROUNDS = {
     "catboost": {"iterations": 25, "thread_count": 1},
     "xgboost": {"n_estimators": 25, "n_jobs": 1},
+    "logreg": {"max_iter": 200},
 }
 
 
@@ -41,7 +42,7 @@ def _columns(df: pd.DataFrame) -> dict[str, np.ndarray]:
     return {c: df[c].to_numpy() for c in df.columns}
 
 
-@pytest.mark.parametrize("model_type", ["catboost", "xgboost"])
+@pytest.mark.parametrize("model_type", ["catboost", "xgboost", "logreg"])
 @pytest.mark.parametrize("role", ["diagnosis", "treatment"])
 def test_fast_path_matches_pipeline(
     cohort: tuple[pd.DataFrame, pd.DataFrame], role: str, model_type: str
@@ -84,6 +85,20 @@ def test_fast_path_explains_in_original_fields(cohort: tuple[pd.DataFrame, pd.Da
     proba = fast.predict_proba(cols)
     contrib = fast.explain(cols, proba.argmax(axis=1))
     assert len(contrib) == 50 and set(contrib[0]) == set(ED_COHORT.feature_names)
+
+
+def test_logistic_regression_explains_exactly(cohort: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    """Model selection's logreg candidate: its linear SHAP values (bias last) sum to the
+    model's logits, so serving explains it like the boosters."""
+    train, test = cohort
+    fast = FastPipeline.from_pipeline(_fit("diagnosis", "logreg", train))
+    assert fast.kind == "linear" and fast.forest is None
+    X = fast.transform_matrix(_columns(test.head(40)))
+    shap = fast.model.pred_contribs(X)  # (n, K, F + 1)
+    logits = fast.model.clf_.decision_function(fast.model.scaler_.transform(X))
+    np.testing.assert_allclose(shap.sum(axis=2), logits, atol=1e-9)
+    contrib = fast.explain(_columns(test.head(5)), np.zeros(5, dtype=int))
+    assert set(contrib[0]) == set(ED_COHORT.feature_names)
 
 
 def test_coherent_choice_never_returns_a_disallowed_treatment() -> None:

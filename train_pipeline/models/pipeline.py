@@ -12,8 +12,9 @@ from sklearn.pipeline import Pipeline
 from train_pipeline.contract import Feature
 from train_pipeline.features import ClinicalFeatures, MedianImputer, TargetEncoder
 
-ModelType = Literal["catboost", "xgboost"]
-MODEL_TYPES: tuple[str, ...] = ("catboost", "xgboost")
+ModelType = Literal["catboost", "xgboost", "logreg"]
+MODEL_TYPES: tuple[str, ...] = ("catboost", "xgboost", "logreg")
+BOOSTERS: tuple[str, ...] = ("catboost", "xgboost")
 
 # Sized so that `make train` (30k rows, CV included) stays under 3 minutes on 2 cores:
 # CatBoost 300 rounds on 23.5k rows x 82 columns x 13 classes costs ~75 CPU-s single-threaded;
@@ -36,14 +37,20 @@ DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
         "min_child_weight": 1.0,
         "max_bin": 64,
     },
+    "logreg": {"C": 1.0, "max_iter": 300, "tol": 1e-4},
 }
 
 
 def make_classifier(model_type: str, params: Mapping[str, Any] | None, seed: int) -> Any:
-    """An unfitted CatBoost or XGBoost classifier with our defaults overridden by `params`."""
+    """An unfitted CatBoost, XGBoost or logistic regression (`ScaledLogisticRegression`)
+    classifier with our defaults overridden by `params`."""
     if model_type not in MODEL_TYPES:
         raise ValueError(f"unknown model type {model_type!r}; choose one of {MODEL_TYPES}")
     merged = {**DEFAULT_PARAMS[model_type], **(params or {})}
+    if model_type == "logreg":
+        from train_pipeline.models.linear import ScaledLogisticRegression
+
+        return ScaledLogisticRegression(**merged, random_state=seed)
     if model_type == "catboost":
         return CatBoostClassifier(
             **{"verbose": False, "allow_writing_files": False, **merged}, random_seed=seed

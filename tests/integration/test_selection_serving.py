@@ -1,0 +1,55 @@
+"""Model selection may crown logistic regression or XGBoost: such a bundle, trained and aliased
+like `make train` does (real SQLite MLflow store), loads in the app and serves `/predict`
+(with `?explain=true`) and `/predict/batch` with the same answers as the pipelines themselves;
+the CatBoost-only fast paths say they are off instead of failing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow.sklearn
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.api.conftest import CLINICIAN, client_for, make_settings
+from tests.factories import _payload
+from tests.integration._promotion import write_cohort
+from train_pipeline.train import train
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.mark.parametrize("family", ["logreg", "xgboost"])
+def test_a_non_catboost_winner_serves_predict(tmp_path: Path, family: str) -> None:
+    data = tmp_path / "cohort.csv"
+    df = write_cohort(data, 900, 41)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = train(
+        data_path=data,
+        model_type=family,
+        tracking_uri=uri,
+        bentoml_home=tmp_path / "bentoml",
+        iterations=30,
+        threads=1,
+        cv_folds=1,
+    )
+    assert result.aliased and result.meta.model_type == family
+    rows = [r for r in df.head(40).to_dict(orient="records") if _payload(r) is not None][:8]
+    payloads = [_payload(r) for r in rows]
+    settings = make_settings(tmp_path / "app", mlflow_tracking_uri=uri, mlflow_timeout_s=120.0)
+    for client in client_for(settings):
+        health = client.get("/health").json()
+        assert health["ready"] and health["diagnosis_version"] == result.diagnosis_version
+        assert health["fast_paths"]["diagnosis_forest"] is False  # CatBoost only
+        one = client.post("/predict", json=payloads[0], headers=CLINICIAN, params={"explain": 1})
+        assert one.status_code == 200, one.text
+        body = one.json()
+        assert body["diagnosis"]["code"] and body["treatment"]["code"]
+        assert body["explanation"] and {"feature", "contribution"} <= set(body["explanation"][0])
+        batch = client.post("/predict/batch", json={"records": payloads}, headers=CLINICIAN)
+        assert batch.status_code == 200, batch.text
+        served = [p["diagnosis"]["probability"] for p in batch.json()["predictions"]]
+    pipe = mlflow.sklearn.load_model(f"models:/healthpredict-diagnosis/{result.diagnosis_version}")
+    expected = pipe.predict_proba(pd.DataFrame(rows)).max(axis=1)
+    np.testing.assert_allclose(served, expected, atol=1e-6)
