@@ -25,6 +25,7 @@ from app.security.api_keys import ApiKeyStore
 from app.security.rate_limit import TokenBucketLimiter
 from app.serving.loader import ModelManager
 from app.serving.service import PredictionService
+from app.serving.shadow import ShadowScorer, load_challenger
 from app.settings import Settings, get_settings
 from app.store import db, early_migration
 from app.ui import install as install_ui
@@ -75,14 +76,28 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ),
     )
     state.audit.start()
+    state.shadow = ShadowScorer(
+        state.sessionmaker, settings.shadow_queue_size, partial(load_challenger, settings)
+    )
+    if settings.shadow_enabled:  # in the background: the champion does not wait for it
+        state.shadow_load = asyncio.create_task(state.shadow.refresh(), name="hp-shadow-load")
+    else:
+        state.shadow.reason = "disabled (HP_SHADOW_ENABLED=false)"
     state.service = PredictionService(
-        state.models, state.audit, settings.microbatch_window_ms, settings.microbatch_max_size
+        state.models,
+        state.audit,
+        settings.microbatch_window_ms,
+        settings.microbatch_max_size,
+        shadow=state.shadow,
     )
     logger.info("service started", extra={"ready": state.models.ready})
     try:
         yield
     finally:
         await state.service.aclose()
+        if getattr(state, "shadow_load", None) is not None:
+            state.shadow_load.cancel()
+        await anyio.to_thread.run_sync(state.shadow.stop)
         await state.audit.stop()  # nothing accepted is lost on a clean shutdown
         await state.models.stop()
         state.engine.dispose()

@@ -71,6 +71,27 @@ class Settings(BaseSettings):
         15.0, gt=0, description="Background retry period while degraded (no model loaded)."
     )
 
+    # --- shadow challenger -----------------------------------------------------------------
+    shadow_enabled: bool = Field(
+        True,
+        description="Load the pair with the MLflow alias `HP_SHADOW_ALIAS` beside the champion "
+        "and score live predictions with it after the response (nothing loaded when absent).",
+    )
+    shadow_alias: str = Field("challenger", description="MLflow alias of the shadow challenger.")
+    shadow_queue_size: int = Field(
+        1000,
+        ge=1,
+        description="Predictions waiting for the shadow challenger; beyond, new ones are "
+        'dropped and counted (`healthpredict_shadow_errors_total{reason="queue_full"}`).',
+    )
+    shadow_min_predictions: int = Field(
+        0,
+        ge=0,
+        description="Shadow predictions the challenger needs (and no worse accuracy than the "
+        "champion on those with feedback) before retraining may promote it; 0: no shadow "
+        "evidence required.",
+    )
+
     # --- serving -------------------------------------------------------------------------
     batch_max_size: int = Field(
         5000, ge=1, description="Largest `POST /predict/batch` (413 beyond)."
