@@ -39,9 +39,9 @@ async def read_readiness(models: ModelsDep) -> FastJSONResponse:
 
 @router.get("", response_model=HealthResponse, summary="Service summary")
 async def read_health(request: Request, models: ModelsDep) -> FastJSONResponse:
-    """Status (`ok` or `degraded`), model source and versions, uptime, loader state, and which
+    """Status (`ok` or `degraded`), model source and versions, uptime, loader state, which
     fast paths serve the loaded bundle (`false`: verified unusable for it, its plain path
-    serves)."""
+    serves), and the shadow challenger (`shadow.loaded` false and its `reason` when absent)."""
     bundle = models.bundle
     info: dict[str, Any] = (
         bundle.info()
@@ -57,5 +57,6 @@ async def read_health(request: Request, models: ModelsDep) -> FastJSONResponse:
             "version": APP_VERSION,
             "loader": models.status(),
             "fast_paths": models.predictor.fast_paths if models.predictor else {},
+            "shadow": request.app.state.shadow.status(),
         }
     )

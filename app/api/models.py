@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 
-from app.deps import BundleDep, ModelsDep, SettingsDep, require_role
+from app.deps import BundleDep, ModelsDep, SettingsDep, ShadowDep, require_role
 from app.errors import FastJSONResponse
 from app.schemas.errors import ErrorResponse
 from app.schemas.models import ModelsResponse, ReloadResponse, SignatureResponse
@@ -91,11 +91,14 @@ async def read_model_signature() -> FastJSONResponse:
     summary="Swap in the current champion (admin)",
     dependencies=[Depends(require_role("admin"))],
 )
-async def reload_models(request: Request, models: ModelsDep) -> FastJSONResponse:
+async def reload_models(request: Request, models: ModelsDep, shadow: ShadowDep) -> FastJSONResponse:
     """Load the current `champion` and swap it in atomically: requests in flight finish on the
-    old bundle, none fails. On failure the old bundle stays served and 503 says why."""
+    old bundle, none fails. On failure the old bundle stays served and 503 says why. The
+    shadow challenger is reloaded too (absent alias: nothing shadows; see `GET /health`)."""
     previous: ModelBundle | None = models.bundle
     bundle: ModelBundle = await models.reload()
+    if request.app.state.settings.shadow_enabled:
+        await shadow.refresh()
     return FastJSONResponse(
         {
             "status": "reloaded",
