@@ -83,7 +83,7 @@ def app_client(tmp_path: Path, shadow_store: ShadowStore) -> Iterator[TestClient
         yield client
 
 
-def wait_until(check: Any, what: str, timeout_s: float = 120.0) -> None:
+def wait_until(check: Any, what: str, timeout_s: float = 60.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if check():
