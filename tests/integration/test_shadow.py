@@ -232,3 +232,42 @@ def test_failing_challenger_never_fails_a_request(
         ),
         "shadow errors counted",
     )
+
+
+def test_pair_not_promoted_becomes_the_challenger(shadow_store: ShadowStore) -> None:
+    """What retraining does with a pair it keeps (`retrain.job.run_retrain`, decision kept)."""
+    from retrain.config import RetrainConfig
+    from retrain.promote import mark_challenger
+    from train_pipeline.register import RegisteredBundle
+
+    version, run_id = shadow_store.champion
+    config = RetrainConfig(Path("unused.csv"), shadow_store.uri, shadow_store.home)
+    client = MlflowClient(tracking_uri=shadow_store.uri, registry_uri=shadow_store.uri)
+    try:
+        mark_challenger(config, RegisteredBundle(run_id, "0", version, version))
+        for name in NAMES.values():
+            aliased_version = client.get_model_version_by_alias(name, "challenger")
+            assert (str(aliased_version.version), aliased_version.run_id) == (version, run_id)
+        assert aliased(shadow_store.uri) == shadow_store.champion  # champion untouched
+    finally:
+        for name in NAMES.values():
+            client.set_registered_model_alias(name, "challenger", shadow_store.challenger[0])
+
+
+def test_absent_challenger_loads_nothing(tmp_path: Path, shadow_store: ShadowStore) -> None:
+    settings = shadow_settings(tmp_path, shadow_store, shadow_alias="nobody-has-this")
+    with TestClient(create_app(settings)) as client:
+        wait_until(
+            lambda: client.get("/health").json()["shadow"]["reason"] != "not loaded yet",
+            "challenger lookup done",
+        )
+        shadow = client.get("/health").json()["shadow"]
+        assert shadow["loaded"] is False and shadow["challenger"] is None
+        assert shadow["reason"] == "no version carries the challenger alias"
+        assert (
+            client.post("/predict", json=shadow_store.others[0], headers=CLINICIAN).status_code
+            == 200
+        )
+        missing = client.get("/models/shadow", headers=CLINICIAN)
+        assert missing.status_code == 404, missing.text
+        assert "no version carries" in missing.json()["error"]["message"]
