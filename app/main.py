@@ -25,7 +25,8 @@ from app.security.api_keys import ApiKeyStore
 from app.security.rate_limit import TokenBucketLimiter
 from app.serving.loader import ModelManager
 from app.serving.service import PredictionService
-from app.serving.shadow import ShadowScorer, load_challenger
+from app.serving.shadow import ShadowScorer, ThreadBackend, load_challenger
+from app.serving.shadow_process import ProcessBackend
 from app.settings import Settings, get_settings
 from app.store import db, early_migration
 from app.ui import install as install_ui
@@ -77,7 +78,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     state.audit.start()
     state.shadow = ShadowScorer(
-        state.sessionmaker, settings.shadow_queue_size, partial(load_challenger, settings)
+        settings.shadow_queue_size,
+        ProcessBackend(settings)
+        if settings.shadow_process and not db.is_memory(state.engine)
+        else ThreadBackend(state.sessionmaker, partial(load_challenger, settings)),
     )
     if settings.shadow_enabled:  # in the background: the champion does not wait for it
         state.shadow_load = asyncio.create_task(state.shadow.refresh(), name="hp-shadow-load")

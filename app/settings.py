@@ -78,6 +78,12 @@ class Settings(BaseSettings):
         "and score live predictions with it after the response (nothing loaded when absent).",
     )
     shadow_alias: str = Field("challenger", description="MLflow alias of the shadow challenger.")
+    shadow_process: bool = Field(
+        True,
+        description="Score with the shadow challenger in a child process at lower CPU priority, "
+        "off the serving process's GIL (false: a worker thread; an in-memory SQLite store "
+        "always uses the thread).",
+    )
     shadow_queue_size: int = Field(
         1000,
         ge=1,

@@ -54,14 +54,14 @@ def read_shadow(models: ModelsDep, shadow: ShadowDep, session: SessionDep) -> Fa
     challenger run are not counted. 404 `challenger_not_loaded` when no challenger is loaded
     (`GET /health` says why); a challenger with no predictions yet gives 200 with `n` = 0."""
     champion = models.current().bundle
-    challenger = shadow.challenger
+    challenger = shadow.info
     if challenger is None:
         raise ShadowNotLoadedError(f"No shadow challenger is loaded: {shadow.reason}")
-    summary = shadow_summary(session, challenger.bundle.run_id, champion.run_id)
+    summary = shadow_summary(session, challenger["run_id"], champion.run_id)
     return FastJSONResponse(
         {
             "champion": champion.info(),
-            "challenger": challenger.bundle.info(),
+            "challenger": challenger,
             "overall": class_body(summary.total),
             "classes": [class_body(summary.classes[k]) for k in sorted(summary.classes)],
         }

@@ -156,7 +156,7 @@ class PredictionService:
         """Queue answered predictions for the shadow challenger (non-blocking, never raises
         into the request: a full queue drops and counts)."""
         shadow = self._shadow
-        if shadow is None or shadow.challenger is None:
+        if shadow is None or not shadow.loaded:
             return
         run_id = predictor.bundle.run_id
         for record, prediction, pid in zip(records, predictions, ids, strict=True):

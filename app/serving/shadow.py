@@ -15,7 +15,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
@@ -69,37 +69,97 @@ def load_challenger(settings: Settings) -> Predictor | None:
     return Predictor(predictor.bundle, s.top_k, observe=False)
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one batch: answers that agreed / disagreed, and those lost (and why)."""
+
+    agree: int = 0
+    disagree: int = 0
+    lost: int = 0
+    reason: str | None = None  # score | store
+
+
+def score_and_store(
+    challenger: Predictor, sessionmaker: Callable[[], Session], batch: Sequence[Pending]
+) -> Outcome:
+    """Score a batch with the challenger and store the answers; never raises (logged)."""
+    try:
+        predictions = challenger.predict_many([p.record for p in batch])
+    except Exception:
+        logger.warning("shadow challenger failed to score", exc_info=True)
+        return Outcome(lost=len(batch), reason="score")
+    rows = _rows(batch, predictions, challenger)
+    agree = sum(1 for r in rows if r["agree"])
+    try:
+        with sessionmaker() as session:
+            shadow_store.save_shadow_predictions(session, rows)
+    except Exception:
+        logger.warning("shadow answers not stored", exc_info=True)
+        return Outcome(agree, len(rows) - agree, len(rows), "store")
+    return Outcome(agree, len(rows) - agree)
+
+
+class ThreadBackend:
+    """Scores in a thread of the serving process (`HP_SHADOW_PROCESS=false`; tests)."""
+
+    def __init__(self, sessionmaker: Callable[[], Session], load: Callable[[], Predictor | None]):
+        self._sessionmaker = sessionmaker
+        self._load = load
+        self.challenger: Predictor | None = None
+
+    def open(self) -> dict[str, str] | None:
+        """Blocking: load the challenger; its identity, or None when absent."""
+        self.challenger = self._load()
+        return self.challenger.bundle.info() if self.challenger else None
+
+    def run(self, batch: Sequence[Pending]) -> Outcome:
+        challenger = self.challenger
+        if challenger is None:
+            return Outcome()
+        return score_and_store(challenger, self._sessionmaker, batch)
+
+    def close(self) -> None:
+        self.challenger = None
+
+
+class Backend(Protocol):
+    """Where the challenger lives: a thread here (`ThreadBackend`) or a child process."""
+
+    def open(self) -> dict[str, str] | None: ...
+    def run(self, batch: Sequence[Pending]) -> Outcome: ...
+    def close(self) -> None: ...
+
+
 class ShadowScorer:
-    """Holds the challenger, queues answered predictions for it, scores and stores them.
+    """Queues answered predictions for the challenger; a worker thread hands them to the
+    backend in batches and counts what became of them.
 
     Args:
-        sessionmaker: sessions of the store the answers go to.
         max_queue: bound of the queue (`Settings.shadow_queue_size`).
-        load: blocking loader of the challenger (`load_challenger` with the settings).
+        backend: loads the challenger, scores and stores batches (`ThreadBackend`, or
+            `shadow_process.ProcessBackend`, off the serving process's GIL).
     """
 
-    def __init__(
-        self,
-        sessionmaker: Callable[[], Session],
-        max_queue: int,
-        load: Callable[[], Predictor | None],
-    ) -> None:
-        self._sessionmaker = sessionmaker
+    def __init__(self, max_queue: int, backend: Backend) -> None:
         self._max_queue = max_queue
-        self._load = load
+        self.backend = backend
         self._pending: deque[Pending] = deque()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.challenger: Predictor | None = None
+        self.info: dict[str, str] | None = None
         self.reason: str | None = "not loaded yet"
+
+    @property
+    def loaded(self) -> bool:
+        return self.info is not None
 
     # --- request path ----------------------------------------------------------------------
     def submit(
         self, prediction_id: str, record: Record, champion_run_id: str, diagnosis: str | None
     ) -> None:
         """Queue one answered prediction (O(1), never blocks); dropped and counted when full."""
-        if self.challenger is None or diagnosis is None:
+        if self.info is None or diagnosis is None:
             return
         if len(self._pending) >= self._max_queue:
             metrics.count_shadow_error("queue_full")
@@ -109,26 +169,26 @@ class ShadowScorer:
 
     # --- lifecycle ---------------------------------------------------------------------------
     async def refresh(self) -> None:
-        """(Re)load the challenger in a daemon thread; on failure nothing is loaded and
+        """(Re)load the challenger off the event loop; on failure nothing is loaded and
         ``reason`` says why. Never raises: the champion serves either way."""
+        self.info = None
         try:
-            challenger = await run_in_daemon_thread(self._load)
+            info = await run_in_daemon_thread(self.backend.open)
         except Exception as exc:
-            self.challenger, self.reason = None, f"{type(exc).__name__}: {str(exc)[:300]}"
+            self.reason = f"{type(exc).__name__}: {str(exc)[:300]}"
             logger.warning("shadow challenger not loaded: %s", self.reason)
             return
-        self.challenger = challenger
-        self.reason = None if challenger else "no version carries the challenger alias"
-        if challenger is not None:
-            logger.info("shadow challenger loaded", extra=challenger.bundle.info())
+        self.info = info
+        self.reason = None if info else "no version carries the challenger alias"
+        if info is not None:
+            logger.info("shadow challenger loaded", extra=info)
             self._start()
 
     def status(self) -> dict[str, Any]:
         """For /health: the challenger's identity (None when absent), why, and the queue."""
-        c = self.challenger
         return {
-            "loaded": c is not None,
-            "challenger": c.bundle.info() if c else None,
+            "loaded": self.info is not None,
+            "challenger": self.info,
             "reason": self.reason,
             "queued": len(self._pending),
         }
@@ -140,12 +200,13 @@ class ShadowScorer:
             self._thread.start()
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        """Score what is queued (within ``timeout_s``), then stop the worker."""
+        """Score what is queued (within ``timeout_s``), stop the worker and the backend."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
             self._thread = None
+        self.backend.close()
 
     # --- worker ------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -158,25 +219,18 @@ class ShadowScorer:
                 self.drain(BATCH_MAX)
 
     def drain(self, limit: int) -> int:
-        """Score and store up to ``limit`` queued predictions; returns how many were taken."""
+        """Hand up to ``limit`` queued predictions to the backend; returns how many."""
         batch = [self._pending.popleft() for _ in range(min(limit, len(self._pending)))]
-        challenger = self.challenger
-        if not batch or challenger is None:
-            return len(batch)
+        if not batch:
+            return 0
         try:
-            predictions = challenger.predict_many([p.record for p in batch])
+            outcome = self.backend.run(batch)
         except Exception:
-            logger.warning("shadow challenger failed to score", exc_info=True)
-            metrics.count_shadow_error("score", len(batch))
-            return len(batch)
-        rows = _rows(batch, predictions, challenger)
-        metrics.count_shadow(sum(r["agree"] for r in rows), sum(not r["agree"] for r in rows))
-        try:
-            with self._sessionmaker() as session:
-                shadow_store.save_shadow_predictions(session, rows)
-        except Exception:
-            logger.warning("shadow answers not stored", exc_info=True)
-            metrics.count_shadow_error("store", len(rows))
+            logger.warning("shadow backend failed", exc_info=True)
+            outcome = Outcome(lost=len(batch), reason="score")
+        metrics.count_shadow(outcome.agree, outcome.disagree)
+        if outcome.lost and outcome.reason:
+            metrics.count_shadow_error(outcome.reason, outcome.lost)
         return len(batch)
 
 

@@ -217,21 +217,26 @@ class _Broken:
 
 
 def test_failing_challenger_never_fails_a_request(
-    app_client: TestClient, shadow_store: ShadowStore
+    tmp_path: Path, shadow_store: ShadowStore
 ) -> None:
-    shadow = app_client.app.state.shadow  # type: ignore[attr-defined]
-    values = metrics.current().registry.get_sample_value
-    before = values("healthpredict_shadow_errors_total", {"reason": "score"}) or 0.0
-    shadow.challenger = _Broken(shadow.challenger)
-    bodies = predict_all(app_client, shadow_store.others[:10])
-    answered = sum(1 for b in bodies if b["diagnosis"])
-    wait_until(
-        lambda: (
-            (values("healthpredict_shadow_errors_total", {"reason": "score"}) or 0) - before
-            >= answered
-        ),
-        "shadow errors counted",
-    )
+    """In the thread backend (the child runs the same `score_and_store`), a challenger that
+    raises on every call: every request answered, every lost answer counted."""
+    settings = shadow_settings(tmp_path, shadow_store, shadow_process=False)
+    with TestClient(create_app(settings)) as client:
+        wait_until(lambda: client.get("/health").json()["shadow"]["loaded"], "challenger loaded")
+        backend = client.app.state.shadow.backend  # type: ignore[attr-defined]
+        values = metrics.current().registry.get_sample_value
+        before = values("healthpredict_shadow_errors_total", {"reason": "score"}) or 0.0
+        backend.challenger = _Broken(backend.challenger)
+        bodies = predict_all(client, shadow_store.others[:10])
+        answered = sum(1 for b in bodies if b["diagnosis"])
+        wait_until(
+            lambda: (
+                (values("healthpredict_shadow_errors_total", {"reason": "score"}) or 0) - before
+                >= answered
+            ),
+            "shadow errors counted",
+        )
 
 
 def test_pair_not_promoted_becomes_the_challenger(shadow_store: ShadowStore) -> None:

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from app.monitoring import metrics
-from app.serving.shadow import ShadowScorer
+from app.serving.shadow import ShadowScorer, ThreadBackend
 from app.store import db, repository
 from app.store.shadow import save_shadow_predictions, shadow_summary
 from retrain.config import RetrainConfig
@@ -18,22 +18,18 @@ from retrain.shadow_gate import check_shadow_evidence, gate
 CHAMPION, CHALLENGER = "run-champion", "run-challenger"
 
 
-class _Loaded:
-    """Stands in for a loaded challenger: only its presence matters to `submit`."""
-
-
 def test_full_queue_drops_and_counts() -> None:
     m = metrics.reset_for_tests()
-    scorer = ShadowScorer(lambda: None, max_queue=2, load=lambda: None)  # type: ignore[arg-type, return-value]
-    scorer.challenger = _Loaded()  # type: ignore[assignment]
+    scorer = ShadowScorer(2, ThreadBackend(lambda: None, lambda: None))  # type: ignore[arg-type, return-value]
+    scorer.info = {"run_id": CHALLENGER}  # loaded, as far as `submit` can tell
     for i in range(5):
         scorer.submit(f"p{i}", {}, CHAMPION, "sepsis")
     scorer.submit("abstained", {}, CHAMPION, None)  # the champion abstained: nothing to compare
     assert len(scorer._pending) == 2
-    assert (
-        m.registry.get_sample_value("healthpredict_shadow_errors_total", {"reason": "queue_full"})
-        == 3
+    dropped = m.registry.get_sample_value(
+        "healthpredict_shadow_errors_total", {"reason": "queue_full"}
     )
+    assert dropped == 3
 
 
 @pytest.fixture
