@@ -16,6 +16,7 @@ import argparse
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,12 +77,19 @@ def server(label: str, shadow: bool, port: int, bodies: Path, tmp: Path) -> Serv
     )
 
 
-def measure(s: Server, tmp: Path, connections: int, duration: float, warmup: float) -> Result:
+def measure(
+    s: Server, tmp: Path, connections: int, duration: float, warmup: float, settle: float
+) -> Result:
     port = int(s.env["HP_PORT"])
     try:
         start(s, port, tmp)
         if s.env["HP_SHADOW_ENABLED"] == "true":
             wait_for_shadow(port)
+        wrk(s, port, connections, warmup)
+        # The drift worker's first report (Evidently import + report, a child process) starts
+        # within 10 s of start-up: without this pause it landed inside one configuration's
+        # measurement and not the other's (seen in /proc CPU times), whichever waited longer.
+        time.sleep(settle)
         wrk(s, port, connections, warmup)
         return wrk(s, port, connections, duration)
     finally:
@@ -109,6 +117,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=3.0, help="warm-up seconds per server")
     parser.add_argument("--rounds", type=int, default=2, help="measurements of each setting")
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument(
+        "--settle", type=float, default=30.0, help="idle seconds after start-up, before measuring"
+    )
     args = parser.parse_args()
     settings = Settings()
     ensure_models(settings)
@@ -120,7 +131,7 @@ def main() -> None:
         for k in range(args.rounds):
             for label in ("without", "with"):
                 s = server(label, label == "with", free_port(), bodies["canonical"], tmp)
-                r = measure(s, tmp, args.connections, args.duration, args.warmup)
+                r = measure(s, tmp, args.connections, args.duration, args.warmup, args.settle)
                 results[label].append(r)
                 print(
                     f"round {k + 1} {label:>7} challenger: {r.rps:,.0f} req/s, "
