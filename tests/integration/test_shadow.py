@@ -115,10 +115,17 @@ def shadow_report(client: TestClient, n: int) -> dict[str, Any]:
 def confirm(client: TestClient, url: str, bodies: list[dict[str, Any]]) -> None:
     """Clinicians confirm each diagnosis (verdict ``correct``) once its audit row is stored."""
     engine = db.make_engine(url)
+    sessions = db.make_sessionmaker(engine)
+    ids = [b["prediction_id"] for b in bodies]
+
+    def audited() -> bool:
+        # A session per look: on SQLite every transaction begins IMMEDIATE (the write lock), so
+        # one session held across the polling would keep the audit writer out.
+        with sessions() as session:
+            return all(repository.get_prediction(session, i) for i in ids)
+
     try:
-        with db.make_sessionmaker(engine)() as session:
-            ids = [b["prediction_id"] for b in bodies]
-            wait_until(lambda: all(repository.get_prediction(session, i) for i in ids), "audited")
+        wait_until(audited, "audited")
     finally:
         engine.dispose()
     for body in bodies:
