@@ -98,6 +98,11 @@ bench: install install-system ## benchmark /predict against mlflow serve, BentoM
 	$(PY) bench/run.py $(BENCH_ARGS)
 	$(PY) bench/cds_bench.py
 	$(PY) bench/score_bench.py $(SCORE_BENCH_ARGS)
+	$(PY) bench/shadow_bench.py
+
+.PHONY: bench-shadow
+bench-shadow: install install-system ## /predict p99 at 8 connections with and without a shadow challenger loaded
+	$(PY) bench/shadow_bench.py $(BENCH_SHADOW_ARGS)
 
 .PHONY: bench-cds
 bench-cds: install ## p50/p99 of a CDS Hooks call with a full FHIR prefetch, sequential and at 8 connections

@@ -19,6 +19,7 @@ from app.security.api_keys import Principal, Role
 from app.serving.bundle import ModelBundle
 from app.serving.loader import ModelManager
 from app.serving.service import PredictionService
+from app.serving.shadow import ShadowScorer
 from app.settings import Settings
 
 API_KEY_HEADER = "X-API-Key"
@@ -47,6 +48,10 @@ async def get_bundle(request: Request) -> ModelBundle:
 
 async def get_service(request: Request) -> PredictionService:
     return request.app.state.service  # type: ignore[no-any-return]
+
+
+async def get_shadow(request: Request) -> ShadowScorer:
+    return request.app.state.shadow  # type: ignore[no-any-return]
 
 
 async def get_audit(request: Request) -> AuditWriter:
@@ -115,6 +120,7 @@ BundleDep = Annotated[ModelBundle, Depends(get_bundle)]
 ServiceDep = Annotated[PredictionService, Depends(get_service)]
 AuditDep = Annotated[AuditWriter, Depends(get_audit)]
 AuditEventsDep = Annotated[AuditEvents, Depends(get_audit_events)]
+ShadowDep = Annotated[ShadowScorer, Depends(get_shadow)]
 SessionDep = Annotated[Session, Depends(get_session)]
 PrincipalDep = Annotated[Principal, Depends(authenticate)]
 AdminDep = Annotated[Principal, Depends(require_role("admin"))]
@@ -129,6 +135,7 @@ __all__ = [
     "ServiceDep",
     "SessionDep",
     "SettingsDep",
+    "ShadowDep",
     "authenticate",
     "check_role",
     "require_role",

@@ -90,6 +90,11 @@ class PredictionNotFoundError(NotFoundError):
     message = "No prediction with this id"
 
 
+class ShadowNotLoadedError(NotFoundError):
+    code = "challenger_not_loaded"
+    message = "No shadow challenger is loaded (no version carries the challenger alias)"
+
+
 class BatchTooLargeError(AppError):
     status_code = 413
     code = "batch_too_large"

@@ -8,6 +8,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 
 import anyio.to_thread
 from fastapi import FastAPI
@@ -27,6 +28,8 @@ from app.security.rate_limit import TokenBucketLimiter
 from app.serving.loader import ModelManager
 from app.serving.registry_watch import RegistryWatcher
 from app.serving.service import PredictionService
+from app.serving.shadow import ShadowScorer, ThreadBackend, load_challenger
+from app.serving.shadow_process import ProcessBackend
 from app.settings import Settings, get_settings
 from app.store import db, early_migration
 from app.store.availability import StoreAvailability
@@ -92,8 +95,22 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         chain_key=chain_key,
     )
     state.audit.start()
+    state.shadow = ShadowScorer(
+        settings.shadow_queue_size,
+        ProcessBackend(settings)
+        if settings.shadow_process and not db.is_memory(state.engine)
+        else ThreadBackend(state.sessionmaker, partial(load_challenger, settings)),
+    )
+    if settings.shadow_enabled:  # in the background: the champion does not wait for it
+        state.shadow_load = asyncio.create_task(state.shadow.refresh(), name="hp-shadow-load")
+    else:
+        state.shadow.reason = "disabled (HP_SHADOW_ENABLED=false)"
     state.service = PredictionService(
-        state.models, state.audit, settings.microbatch_window_ms, settings.microbatch_max_size
+        state.models,
+        state.audit,
+        settings.microbatch_window_ms,
+        settings.microbatch_max_size,
+        shadow=state.shadow,
     )
     logger.info("service started", extra={"ready": state.models.ready})
     try:
@@ -101,6 +118,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         await state.registry_watch.stop()
         await state.service.aclose()
+        if getattr(state, "shadow_load", None) is not None:
+            state.shadow_load.cancel()
+        await anyio.to_thread.run_sync(state.shadow.stop)
         await state.audit.stop()  # nothing accepted is lost on a clean shutdown
         key_use.cancel()
         await anyio.to_thread.run_sync(state.audit_events.flush_key_use)

@@ -90,6 +90,33 @@ class Settings(BaseSettings):
         10_000, ge=1, description="Rows validated and scored per chunk by the pandas engine."
     )
 
+    # --- shadow challenger -----------------------------------------------------------------
+    shadow_enabled: bool = Field(
+        True,
+        description="Load the pair with the MLflow alias `HP_SHADOW_ALIAS` beside the champion "
+        "and score live predictions with it after the response (nothing loaded when absent).",
+    )
+    shadow_alias: str = Field("challenger", description="MLflow alias of the shadow challenger.")
+    shadow_process: bool = Field(
+        True,
+        description="Score with the shadow challenger in a child process at lower CPU priority, "
+        "off the serving process's GIL (false: a worker thread; an in-memory SQLite store "
+        "always uses the thread).",
+    )
+    shadow_queue_size: int = Field(
+        1000,
+        ge=1,
+        description="Predictions waiting for the shadow challenger; beyond, new ones are "
+        'dropped and counted (`healthpredict_shadow_errors_total{reason="queue_full"}`).',
+    )
+    shadow_min_predictions: int = Field(
+        0,
+        ge=0,
+        description="Shadow predictions the challenger needs (and no worse accuracy than the "
+        "champion on those with feedback) before retraining may promote it; 0: no shadow "
+        "evidence required.",
+    )
+
     # --- serving -------------------------------------------------------------------------
     batch_max_size: int = Field(
         5000, ge=1, description="Largest `POST /predict/batch` (413 beyond)."

@@ -35,6 +35,9 @@ class RetrainConfig:
     holdout_path: Path | None = None  # an explicit held-out CSV instead of the split
     allow_no_signal: bool = False  # alias a challenger that fails the champion gate anyway
     full_report: bool = False  # also `make train`'s baselines, SHAP plots, data report (slow)
+    shadow_alias: str = "challenger"  # set on a retrained pair that is not promoted
+    shadow_min_predictions: int = 0  # > 0: promotion needs shadow evidence (`shadow_gate`)
+    database_url: str | None = None  # the store holding the shadow answers and feedback
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> RetrainConfig:
@@ -48,6 +51,9 @@ class RetrainConfig:
             metric=settings.retrain_metric,
             margin=settings.retrain_margin,
             holdout_path=settings.retrain_holdout_path,
+            shadow_alias=settings.shadow_alias,
+            shadow_min_predictions=settings.shadow_min_predictions,
+            database_url=settings.database_url,
         )
         return cls(**(values | overrides))
 

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from retrain import promote as pr
+from retrain import shadow_gate
 from retrain.challenger import Prepared, ProgressFn, Trained, prepare, train_challenger
 from retrain.config import RetrainConfig as RetrainConfig  # also importable from here
 from train_pipeline import register
@@ -306,7 +307,7 @@ def run_retrain(
     with tempfile.TemporaryDirectory(prefix="hp-retrain-") as tmp:
         t = train_challenger(config, p, feedback_rows, Path(tmp), say)
         verdict = decide(config, key, t, p)
-        decision = verdict.decision
+        decision = shadow_gate.gate(config, verdict.decision, None, p.champion.run_id)
         say("log challenger to MLflow")
         bundle, meta = log_run(config, p, t, decision, key, Path(tmp))
     pr.record_decision(
@@ -326,5 +327,7 @@ def run_retrain(
     if decision == "promoted":
         say("promote: move the alias, save to BentoML")
         promote_challenger(config, t, meta, bundle)
+    else:
+        pr.mark_challenger(config, bundle)  # served as the shadow challenger
     result = summarize(config, key, decision, p, t, bundle, time.perf_counter() - start)
     return replace(result, reason=verdict.reason, gate_passed=verdict.gate.passed)

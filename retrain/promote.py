@@ -290,3 +290,38 @@ def promote(
     register.set_champion(client, config.names, versions, config.alias)
     logger.info("challenger promoted", extra={"run_id": bundle.run_id, "versions": versions})
     return register.save_to_bentoml(config.bentoml_home, config.names, pipelines, meta, bundle)
+
+
+def mark_challenger(config: RetrainConfig, bundle: register.RegisteredBundle) -> None:
+    """Point the shadow alias (``challenger``) at a pair that was not promoted: the API loads
+    it beside the champion and scores live predictions with it (`app.serving.shadow`)."""
+    versions = {"diagnosis": bundle.diagnosis_version, "treatment": bundle.treatment_version}
+    register.set_champion(_client(config.tracking_uri), config.names, versions, config.shadow_alias)
+    logger.info("challenger kept as shadow", extra={"run_id": bundle.run_id, "versions": versions})
+
+
+def promote_shadow_challenger(config: RetrainConfig) -> register.RegisteredBundle:
+    """Make the shadow challenger the champion (alias and BentoML copies) and remove its
+    shadow alias (`retrain.shadow_gate --promote`, after its evidence was checked).
+
+    Raises:
+        NoChampionError: no pair carries the shadow alias.
+    """
+    from dataclasses import replace
+
+    pair = load_champion(replace(config, alias=config.shadow_alias))
+    client = _client(config.tracking_uri)
+    bundle = register.RegisteredBundle(
+        pair.run_id,
+        client.get_run(pair.run_id).info.experiment_id,
+        pair.diagnosis_version,
+        pair.treatment_version,
+    )
+    pipes = {"diagnosis": pair.diagnosis_pipeline}
+    if pair.treatment_pipeline is not None:
+        pipes["treatment"] = pair.treatment_pipeline
+    promote(config, pipes, pair.meta, bundle)
+    for role, name in config.names.items():
+        if role == "diagnosis" or pair.treatment_version is not None:
+            client.delete_registered_model_alias(name, config.shadow_alias)
+    return bundle

@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 
-from app.api import feedback, health, models, predict, retrain
+from app.api import feedback, health, models, predict, retrain, shadow
 from app.api import monitoring as monitoring_api
 from app.cds.auth import require_cds_client
 from app.cds.router import router as cds_router
@@ -35,6 +35,9 @@ api_router = APIRouter(responses=VALIDATION_ERROR)
 api_router.include_router(health.router)
 api_router.include_router(predict.router, dependencies=CLINICIAN, responses=AUTH_ERRORS)
 api_router.include_router(models.router, dependencies=CLINICIAN, responses=AUTH_ERRORS)
+api_router.include_router(
+    shadow.router, dependencies=CLINICIAN, responses={**AUTH_ERRORS, **STORE_ERRORS}
+)
 api_router.include_router(
     feedback.router, dependencies=CLINICIAN, responses={**AUTH_ERRORS, **STORE_ERRORS}
 )

@@ -51,8 +51,9 @@ async def read_readiness(request: Request, models: ModelsDep) -> FastJSONRespons
 @router.get("", response_model=HealthResponse, summary="Service summary")
 async def read_health(request: Request, models: ModelsDep) -> FastJSONResponse:
     """Status (`ok` or `degraded`), model source and versions, uptime, loader state, the last
-    registry check (`registry`: where the alias pointed and when it was asked), and which fast
-    paths serve the loaded bundle (`false`: verified unusable for it, its plain path serves)."""
+    registry check (`registry`: where the alias pointed and when it was asked), which fast paths
+    serve the loaded bundle (`false`: verified unusable for it, its plain path serves), and the
+    shadow challenger (`shadow.loaded` false and its `reason` when absent)."""
     bundle = models.bundle
     info: dict[str, Any] = (
         bundle.info()
@@ -69,5 +70,6 @@ async def read_health(request: Request, models: ModelsDep) -> FastJSONResponse:
             "loader": models.status(),
             "registry": request.app.state.registry_watch.status(),
             "fast_paths": models.predictor.fast_paths if models.predictor else {},
+            "shadow": request.app.state.shadow.status(),
         }
     )

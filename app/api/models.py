@@ -8,7 +8,7 @@ from typing import Any
 import anyio.to_thread
 from fastapi import APIRouter, Request
 
-from app.deps import AdminDep, AuditEventsDep, BundleDep, ModelsDep, SettingsDep
+from app.deps import AdminDep, AuditEventsDep, BundleDep, ModelsDep, SettingsDep, ShadowDep
 from app.errors import FastJSONResponse
 from app.schemas.errors import ErrorResponse
 from app.schemas.models import ModelsResponse, ReloadResponse, SignatureResponse
@@ -92,15 +92,22 @@ async def read_model_signature() -> FastJSONResponse:
     summary="Swap in the current champion (admin)",
 )
 async def reload_models(
-    request: Request, models: ModelsDep, events: AuditEventsDep, admin: AdminDep
+    request: Request,
+    models: ModelsDep,
+    events: AuditEventsDep,
+    admin: AdminDep,
+    shadow: ShadowDep,
 ) -> FastJSONResponse:
     """Load the current `champion` and swap it in atomically: requests in flight finish on the
     old bundle, none fails. On failure the old bundle stays served and 503 says why. Each
-    successful reload is an audit event (who, from which versions to which)."""
+    successful reload is an audit event (who, from which versions to which). The shadow
+    challenger is reloaded too (absent alias: nothing shadows; see `GET /health`)."""
     previous: ModelBundle | None = models.bundle
     bundle: ModelBundle = await models.reload()
     detail = {"previous": previous.info() if previous else None, "current": bundle.info()}
     await anyio.to_thread.run_sync(events.record, "model_reload", admin.key_id, detail)
+    if request.app.state.settings.shadow_enabled:
+        await shadow.refresh()
     return FastJSONResponse(
         {
             "status": "reloaded",

@@ -71,6 +71,8 @@ class Metrics:
     audit_queue_depth: Gauge
     drift_share: Gauge
     drifted_features: Gauge
+    shadow_predictions: Counter
+    shadow_errors: Counter
 
 
 def _counter(
@@ -206,6 +208,26 @@ def _feedback_metrics(registry: CollectorRegistry) -> dict[str, Any]:
     }
 
 
+def _shadow_metrics(registry: CollectorRegistry) -> dict[str, Any]:
+    """The shadow challenger: how often it agrees with the champion, and what went wrong."""
+    return {
+        "shadow_predictions": _counter(
+            registry,
+            "healthpredict_shadow_predictions_total",
+            "Predictions the shadow challenger scored, by outcome (agree, disagree with the "
+            "champion's diagnosis): agreement = agree / (agree + disagree).",
+            ("outcome",),
+        ),
+        "shadow_errors": _counter(
+            registry,
+            "healthpredict_shadow_errors_total",
+            "Shadow predictions lost, by reason (queue_full, score, store); never a failed "
+            "request.",
+            ("reason",),
+        ),
+    }
+
+
 def _build(registry: CollectorRegistry) -> Metrics:
     return Metrics(
         registry=registry,
@@ -213,6 +235,7 @@ def _build(registry: CollectorRegistry) -> Metrics:
         **_prediction_metrics(registry),
         **_model_metrics(registry),
         **_feedback_metrics(registry),
+        **_shadow_metrics(registry),
     )
 
 
@@ -369,3 +392,16 @@ def set_drift(share: float, n_drifted: int) -> None:
     """Publish the latest drift report's share of drifted features and their count."""
     _metrics.drift_share.set(share)
     _metrics.drifted_features.set(n_drifted)
+
+
+def count_shadow(agree: int, disagree: int) -> None:
+    """Count shadow answers that agreed / disagreed with the champion's diagnosis."""
+    if agree:
+        child(_metrics.shadow_predictions, "agree").inc(agree)
+    if disagree:
+        child(_metrics.shadow_predictions, "disagree").inc(disagree)
+
+
+def count_shadow_error(reason: str, n: int = 1) -> None:
+    """Count ``n`` shadow predictions lost (``reason``: queue_full, score or store)."""
+    child(_metrics.shadow_errors, reason).inc(n)

@@ -103,3 +103,36 @@ class HealthResponse(BaseModel):
         "loaded bundle; `false` is logged once and counted in "
         "`healthpredict_fast_path_disabled_total{path}`.",
     )
+    shadow: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The shadow challenger: `loaded`, its identity (`challenger`: source, "
+        "versions, run id; null when absent), why not loaded (`reason`), predictions `queued`.",
+    )
+
+
+class ShadowAccuracy(BaseModel):
+    """Both models on the predictions of a class that clinicians gave feedback on."""
+
+    n: int = Field(description="Predictions with feedback that says the true diagnosis.")
+    champion_accuracy: float | None = Field(description="Null when `n` is 0.")
+    challenger_accuracy: float | None = Field(description="Null when `n` is 0.")
+
+
+class ShadowClass(BaseModel):
+    """Agreement on the predictions whose champion diagnosis is this class."""
+
+    code: str = Field(description="Champion's diagnosis code (`all`: every class together).")
+    label: str
+    n: int = Field(description="Predictions the challenger scored.")
+    agree: int = Field(description="Of them, where its diagnosis was the champion's.")
+    agreement: float | None = Field(description="agree / n; null when `n` is 0.")
+    feedback: ShadowAccuracy
+
+
+class ShadowResponse(BaseModel):
+    """The shadow challenger against the champion on live predictions (`GET /models/shadow`)."""
+
+    champion: dict[str, str] = Field(description="Source, versions and run id of the champion.")
+    challenger: dict[str, str] = Field(description="The same for the challenger.")
+    overall: ShadowClass
+    classes: list[ShadowClass] = Field(description="One entry per class the champion answered.")

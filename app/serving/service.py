@@ -9,6 +9,10 @@ bundle meanwhile. A single prediction is a batch of one: both paths build their 
 Single predictions go through the micro-batcher (concurrent requests share one model call,
 inline on the loop: a few hundred µs, cheaper than a thread hop); batches run in a worker thread
 so they never block the loop.
+
+With a shadow challenger loaded, each answered prediction is also handed to `ShadowScorer`
+(a bounded, non-blocking append): the challenger scores it later in its own thread, and
+nothing it does reaches the response.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from app.serving.loader import ModelManager
 from app.serving.microbatch import MicroBatcher
 from app.serving.prediction import Prediction
 from app.serving.predictor import Predictor, Record, build_columns
+from app.serving.shadow import ShadowScorer
 from app.store.ids import new_ids
 
 EXPLAIN_TOP_N = 5
@@ -83,13 +88,20 @@ class PredictionService:
         models: the loader; `ModelManager.current` gives the predictor (503 while degraded).
         audit: the write-behind audit queue.
         window_ms / max_size: micro-batching of single predictions (`MicroBatcher`).
+        shadow: the shadow challenger's queue (None: no shadow scoring at all).
     """
 
     def __init__(
-        self, models: ModelManager, audit: AuditWriter, window_ms: float, max_size: int
+        self,
+        models: ModelManager,
+        audit: AuditWriter,
+        window_ms: float,
+        max_size: int,
+        shadow: ShadowScorer | None = None,
     ) -> None:
         self._models = models
         self._audit = audit
+        self._shadow = shadow
         self.batcher: MicroBatcher[Record, Scored] = MicroBatcher(
             self._score, window_ms=window_ms, max_size=max_size
         )
@@ -115,6 +127,7 @@ class PredictionService:
             )
         encoded = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY, default=str)
         await self._enqueue(audit_rows(predictor, [record], [body], [encoded]))
+        self._to_shadow(predictor, [record], [prediction], [body["prediction_id"]])
         return Answer(encoded, predictor.bundle.diagnosis_version)
 
     async def predict_batch(self, records: Sequence[Record]) -> Answer:
@@ -128,8 +141,27 @@ class PredictionService:
         encoded = [orjson.dumps(body) for body in bodies]  # once: the response's and the audit's
         if bodies:
             await self._enqueue(audit_rows(predictor, records, bodies, encoded))
+            ids = [body["prediction_id"] for body in bodies]
+            self._to_shadow(predictor, records, predictions, ids)
         content = b'{"count":%d,"predictions":[%s]}' % (len(encoded), b",".join(encoded))
         return Answer(content, predictor.bundle.diagnosis_version)
+
+    def _to_shadow(
+        self,
+        predictor: Predictor,
+        records: Sequence[Record],
+        predictions: Sequence[Prediction],
+        ids: Sequence[str],
+    ) -> None:
+        """Queue answered predictions for the shadow challenger (non-blocking, never raises
+        into the request: a full queue drops and counts)."""
+        shadow = self._shadow
+        if shadow is None or not shadow.loaded:
+            return
+        run_id = predictor.bundle.run_id
+        for record, prediction, pid in zip(records, predictions, ids, strict=True):
+            diagnosis = prediction.diagnosis
+            shadow.submit(pid, record, run_id, diagnosis.code if diagnosis else None)
 
     async def _enqueue(self, rows: EncodedRows) -> None:
         with metrics.time_stage("audit_enqueue"):

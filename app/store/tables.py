@@ -1,4 +1,5 @@
-"""ORM tables of the store: prediction audit rows, clinician feedback, retraining jobs.
+"""ORM tables of the store: prediction audit rows, clinician feedback, retraining jobs, the
+shadow challenger's answers.
 
 JSON columns are portable (``JSON`` on SQLite, ``JSONB`` on PostgreSQL); timestamps are stored
 as UTC and always read back timezone-aware.
@@ -12,9 +13,11 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Dialect,
     Enum,
+    Float,
     ForeignKey,
     Index,
     String,
@@ -164,3 +167,29 @@ class AuditEventRow(Chained, Base):
     kind: Mapped[str] = mapped_column(String(32))
     key_id: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[dict[str, Any]] = mapped_column()
+
+
+class ShadowPredictionRow(Base):
+    """The shadow challenger's answer to one served prediction (scored after the response).
+
+    No foreign key to ``predictions``: the audit row is written behind, possibly after this
+    one. The champion's diagnosis is kept here so agreement never depends on the audit.
+    """
+
+    __tablename__ = "shadow_predictions"
+    __table_args__ = (
+        Index("ix_shadow_predictions_runs", "challenger_run_id", "champion_run_id"),
+        Index("ix_shadow_predictions_prediction_id", "prediction_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    prediction_id: Mapped[str] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    champion_run_id: Mapped[str] = mapped_column(String(64))
+    challenger_run_id: Mapped[str] = mapped_column(String(64))
+    challenger_version: Mapped[str] = mapped_column(String(32))
+    champion_diagnosis: Mapped[str] = mapped_column(String(CODE_MAX_CHARS))
+    challenger_diagnosis: Mapped[str | None] = mapped_column(String(CODE_MAX_CHARS))
+    challenger_probability: Mapped[float | None] = mapped_column(Float)
+    challenger_treatment: Mapped[str | None] = mapped_column(String(CODE_MAX_CHARS))
+    agree: Mapped[bool] = mapped_column(Boolean)
