@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
+from typing import Any
 
 import anyio.to_thread
 from fastapi import FastAPI
@@ -59,52 +60,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     hup = _on_sighup(state.api_keys.request_reload)
     state.rate_limiter = TokenBucketLimiter(settings.rate_limit_per_minute)
-    state.engine = db.make_engine(
-        settings.database_url,
-        connect_timeout_s=settings.database_connect_timeout_s,
-        statement_timeout_s=settings.database_statement_timeout_s,
-    )
-    state.sessionmaker = db.make_sessionmaker(state.engine)
-    state.models = ModelManager(settings)
-    # Migrations (a thread) and the model load (MLflow -> BentoML -> degraded) run together;
-    # `python -m app` started its migration before importing us, and it is waited for here.
-    state.store = StoreAvailability(
-        state.engine,
-        migrate=store_migration(settings),
-        retry_s=settings.database_retry_s,
-        grace_s=settings.database_ready_grace_s,
-    )
-    await asyncio.gather(state.models.start(), state.store.start())  # a store down: not ready
-    state.registry_watch = RegistryWatcher(state.models, settings)
-    state.registry_watch.start()
-    chain_key = settings.audit_hmac_key.get_secret_value().encode()
-    state.audit_events = AuditEvents(state.sessionmaker, chain_key)
-    key_use = asyncio.get_running_loop().create_task(
-        flush_key_use_forever(state.audit_events), name="audit-key-use"
-    )
-    state.audit = AuditWriter(
-        state.sessionmaker,
-        max_queue=settings.audit_queue_size,
-        retry_delay_s=settings.audit_flush_interval_s,
-        on_depth=metrics.set_audit_queue_depth,
-        process=(
-            AuditProcess(state.engine, chain_key)
-            if settings.audit_process and not db.is_memory(state.engine)
-            else None
-        ),
-        chain_key=chain_key,
-    )
-    state.audit.start()
-    state.shadow = ShadowScorer(
-        settings.shadow_queue_size,
-        ProcessBackend(settings)
-        if settings.shadow_process and not db.is_memory(state.engine)
-        else ThreadBackend(state.sessionmaker, partial(load_challenger, settings)),
-    )
-    if settings.shadow_enabled:  # in the background: the champion does not wait for it
-        state.shadow_load = asyncio.create_task(state.shadow.refresh(), name="hp-shadow-load")
-    else:
-        state.shadow.reason = "disabled (HP_SHADOW_ENABLED=false)"
+    await _start_store_and_models(state, settings)
+    key_use = _start_audit(state, settings)
+    _start_shadow(state, settings)
     state.service = PredictionService(
         state.models,
         state.audit,
@@ -129,6 +87,64 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await state.store.stop()
         state.engine.dispose()
         logger.info("service stopped")
+
+
+async def _start_store_and_models(state: Any, settings: Settings) -> None:
+    """The engine, then the migration and the model load together (MLflow -> BentoML ->
+    degraded); a database down leaves the service not ready, retrying, never stopped."""
+    state.engine = db.make_engine(
+        settings.database_url,
+        connect_timeout_s=settings.database_connect_timeout_s,
+        statement_timeout_s=settings.database_statement_timeout_s,
+    )
+    state.sessionmaker = db.make_sessionmaker(state.engine)
+    state.models = ModelManager(settings)
+    state.store = StoreAvailability(
+        state.engine,
+        migrate=store_migration(settings),
+        retry_s=settings.database_retry_s,
+        grace_s=settings.database_ready_grace_s,
+    )
+    await asyncio.gather(state.models.start(), state.store.start())
+    state.registry_watch = RegistryWatcher(state.models, settings)
+    state.registry_watch.start()
+
+
+def _start_audit(state: Any, settings: Settings) -> asyncio.Task[None]:
+    """The audit events (chained), the write-behind audit queue, and the task flushing key
+    use; returns that task."""
+    chain_key = settings.audit_hmac_key.get_secret_value().encode()
+    state.audit_events = AuditEvents(state.sessionmaker, chain_key)
+    state.audit = AuditWriter(
+        state.sessionmaker,
+        max_queue=settings.audit_queue_size,
+        retry_delay_s=settings.audit_flush_interval_s,
+        on_depth=metrics.set_audit_queue_depth,
+        process=(
+            AuditProcess(state.engine, chain_key)
+            if settings.audit_process and not db.is_memory(state.engine)
+            else None
+        ),
+        chain_key=chain_key,
+    )
+    state.audit.start()
+    return asyncio.get_running_loop().create_task(
+        flush_key_use_forever(state.audit_events), name="audit-key-use"
+    )
+
+
+def _start_shadow(state: Any, settings: Settings) -> None:
+    """The shadow challenger's scorer, loaded in the background (the champion never waits)."""
+    state.shadow = ShadowScorer(
+        settings.shadow_queue_size,
+        ProcessBackend(settings)
+        if settings.shadow_process and not db.is_memory(state.engine)
+        else ThreadBackend(state.sessionmaker, partial(load_challenger, settings)),
+    )
+    if settings.shadow_enabled:
+        state.shadow_load = asyncio.create_task(state.shadow.refresh(), name="hp-shadow-load")
+    else:
+        state.shadow.reason = "disabled (HP_SHADOW_ENABLED=false)"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

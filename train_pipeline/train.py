@@ -134,6 +134,27 @@ def _noop(stage: str) -> None:
     return None
 
 
+def _register_gated(
+    run: FittedRun,
+    target: tuple[str, Path, dict[str, str], str],
+    promote: bool,
+    allow_no_signal: bool,
+    enter: Progress,
+) -> TrainResult:
+    """Register the run; the alias moves only when the champion gate passes (or is overridden),
+    and the gate's verdict is tagged on the run. The result carries the model selection."""
+    tracking_uri, bentoml_home, names, alias = target
+    gate = _gate(run, allow_no_signal)
+    promote = promote and (gate is None or gate.passed)
+    result = _register_stage(run, tracking_uri, bentoml_home, names, alias, promote, enter)
+    if gate is not None:
+        register.tag_run(tracking_uri, result.run_id, gate.tags())
+        if not gate.passed:
+            logger.warning("champion gate refused the alias: %s", gate.reason)
+        result = replace(result, gate=gate)
+    return replace(result, selection=run.choice.selection)
+
+
 def train(
     data_path: Path | None = None,
     task: str | Path = register.DEFAULT_TASK,
@@ -177,16 +198,9 @@ def train(
     train_df, test_df = _split_stage(df, contract, test_size, seed, timer.enter)
     timer.enter("select")
     choice = choose_model(
-        contract,
-        train_df,
-        model_type=model_type,
-        seed=seed,
-        iterations=iterations,
-        threads=threads,
-        cv_folds=cv_folds,
-        budget=budget,
-        metric=config.primary_metric,
-    )
+        contract, train_df, model_type=model_type, seed=seed, iterations=iterations,
+        threads=threads, cv_folds=cv_folds, budget=budget, metric=config.primary_metric,
+    )  # fmt: skip
     out = _fit_stage(contract, train_df, choice, timer.enter)
     if choice.selection is not None:
         out.metrics |= {f"diagnosis_{k}": v for k, v in choice.selection.metrics().items()}
@@ -198,15 +212,8 @@ def train(
         add_operating_point(config, contract, train_df, test_df, out, choice, budget)
     run = FittedRun(contract, choice, data_path, len(df), train_df, test_df, out, pred_diag)
     names = register.model_names(contract.name, *model_names)
-    gate = _gate(run, allow_no_signal)
-    promote = promote and (gate is None or gate.passed)
-    result = _register_stage(run, tracking_uri, bentoml_home, names, alias, promote, timer.enter)
-    if gate is not None:
-        register.tag_run(tracking_uri, result.run_id, gate.tags())
-        if not gate.passed:
-            logger.warning("champion gate refused the alias: %s", gate.reason)
-        result = replace(result, gate=gate)
-    result = replace(result, selection=choice.selection)
+    target = (tracking_uri, bentoml_home, names, alias)
+    result = _register_gated(run, target, promote, allow_no_signal, timer.enter)
     return replace(result, duration_s=time.perf_counter() - start, stage_seconds=timer.finish())
 
 

@@ -19,7 +19,8 @@ from markupsafe import Markup
 
 from app.schemas.patient import TASK
 from app.ui.messages import MESSAGES
-from train_pipeline.contract import LABELS_FR, SYMPTOMS, Feature, Target
+from train_pipeline.contract import SYMPTOMS, Feature, Target
+from train_pipeline.labels_fr import LABELS_FR
 
 Lang = Literal["en", "fr"]
 TEMPLATES = Path(__file__).parent / "templates"

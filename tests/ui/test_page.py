@@ -16,7 +16,8 @@ from app.main import create_app
 from app.schemas.patient import TASK
 from app.settings import Settings
 from app.ui.messages import MESSAGES
-from train_pipeline.contract import LABELS_FR, SYMPTOMS
+from train_pipeline.contract import SYMPTOMS
+from train_pipeline.labels_fr import LABELS_FR
 
 
 class Tags(HTMLParser):

@@ -29,7 +29,7 @@ from tests.ui._page import (
     tab_to,
 )
 from tests.ui.conftest import UiApp
-from train_pipeline.contract import LABELS_FR
+from train_pipeline.labels_fr import LABELS_FR
 
 pytestmark = [pytest.mark.integration]
 SEVERITY = list(reversed(get_args(Severity)))  # most severe first, as the page lists them
