@@ -28,17 +28,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import os
 import pickle
-import socket
 import subprocess
-import sys
 import threading
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
 
 from sqlalchemy import Engine
 
+from app.audit.child_process import spawn
 from app.audit.rows import Item, expand
 
 logger = logging.getLogger(__name__)
@@ -161,15 +159,7 @@ class AuditProcess:
         if self._conn is not None and self._proc is not None and self._proc.poll() is None:
             return self._conn
         self._discard()
-        ours, theirs = socket.socketpair()
-        with ours, theirs:
-            fd = theirs.fileno()
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "app.audit.process", str(fd), str(os.getpid())],
-                pass_fds=(fd,),
-                stdin=subprocess.DEVNULL,
-            )
-            conn = Connection(os.dup(ours.fileno()))
+        proc, conn = spawn("app.audit.process")
         conn.send_bytes(self.database_url.encode())
         conn.send_bytes(self._chain_key)
         self._proc, self._conn = proc, conn

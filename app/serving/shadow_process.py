@@ -17,16 +17,14 @@ import argparse
 import contextlib
 import json
 import logging
-import os
 import pickle
-import socket
 import subprocess
-import sys
 import threading
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
+from app.audit.child_process import spawn
 from app.serving.shadow import Outcome, Pending
 from app.settings import Settings
 
@@ -135,15 +133,7 @@ class ProcessBackend:
             raise ShadowProcessError(f"the shadow process died: {type(exc).__name__}") from exc
 
     def _start(self) -> Connection:
-        ours, theirs = socket.socketpair()
-        with ours, theirs:
-            fd = theirs.fileno()
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "app.serving.shadow_process", str(fd), str(os.getpid())],
-                pass_fds=(fd,),
-                stdin=subprocess.DEVNULL,
-            )
-            conn = Connection(os.dup(ours.fileno()))
+        proc, conn = spawn("app.serving.shadow_process")
         conn.send_bytes(self._config)
         self._proc, self._conn = proc, conn
         return conn
