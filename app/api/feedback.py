@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Response, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
+from app.api.json_route import JsonRoute
 from app.deps import AuditDep, AuditEventsDep, ModelsDep, SessionDep, SettingsDep, require_role
 from app.errors import InvalidInputError, PredictionNotFoundError
 from app.monitoring import metrics
@@ -37,6 +38,7 @@ router = APIRouter(
     prefix="/feedback",
     tags=["feedback"],
     responses={422: {"model": ErrorResponse}},
+    route_class=JsonRoute,
 )
 
 # What each verdict needs: (corrected_diagnosis, corrected_treatment) as required/optional/None.

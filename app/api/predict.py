@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 
+from app.api.json_route import JsonRoute
 from app.deps import ServiceDep
 from app.errors import BatchTooLargeError
 from app.monitoring import metrics
@@ -29,7 +30,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorResponse, "description": "No model loaded yet (degraded mode)."},
 }
 
-router = APIRouter(prefix="/predict", tags=["predict"], responses=ERRORS)
+router = APIRouter(prefix="/predict", tags=["predict"], responses=ERRORS, route_class=JsonRoute)
 
 
 async def check_batch_size(request: Request) -> None:

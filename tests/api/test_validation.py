@@ -6,6 +6,7 @@ about its bad input even while the service waits for a model. Parametrised over 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -130,6 +131,28 @@ def test_bad_bodies(
     assert error["details"][0]["field"] == "body"
     if reason_part:
         assert reason_part in error["details"][0]["reason"]
+
+
+@pytest.mark.parametrize(
+    ("literal", "shown"),
+    [("NaN", None), ("Infinity", None), ("18446744073709551616", 1.8446744073709552e19)],
+    ids=["nan", "infinity", "int-past-64-bits"],
+)
+def test_numbers_json_cannot_carry_name_the_field(
+    degraded_client: TestClient, literal: str, shown: float | None
+) -> None:
+    """The bodies orjson hands back to `json.loads` (NaN, Infinity) and the one it reads
+    differently (an integer past 64 bits, as a float): still a 422 naming the field."""
+    body = json.dumps(make_patient(heart_rate=1)).replace(
+        '"heart_rate": 1', f'"heart_rate": {literal}'
+    )
+    response = degraded_client.post(
+        "/predict", content=body, headers={**CLINICIAN, "content-type": "application/json"}
+    )
+    error = assert_error(response, 422, "validation_error")
+    assert error["details"][0]["field"] == "heart_rate"
+    if shown is not None:
+        assert error["details"][0]["value"] == shown
 
 
 def test_oversized_batch_is_413_before_any_item_is_validated(degraded_client: TestClient) -> None:
