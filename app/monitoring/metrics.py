@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from time import perf_counter
-from typing import Any, Literal
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -49,7 +49,6 @@ STAGE_BUCKETS = (
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
 )  # fmt: skip
 LOAD_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
-GaugeMode = Literal["livesum", "livemax", "mostrecent"]  # how a gauge merges over workers
 
 
 @dataclass(frozen=True)
@@ -75,108 +74,83 @@ class Metrics:
     shadow_errors: Counter
 
 
-def _counter(
-    registry: CollectorRegistry, name: str, doc: str, labels: tuple[str, ...] = ()
-) -> Counter:
-    return Counter(name, doc, labels, registry=registry)
-
-
-def _gauge(
-    registry: CollectorRegistry,
-    name: str,
-    doc: str,
-    mode: GaugeMode,
-    labels: tuple[str, ...] = (),
-) -> Gauge:
-    return Gauge(name, doc, labels, registry=registry, multiprocess_mode=mode)
-
-
-def _histogram(
-    registry: CollectorRegistry,
-    name: str,
-    doc: str,
-    labels: tuple[str, ...],
-    buckets: tuple[float, ...],
-) -> Histogram:
-    return Histogram(name, doc, labels, registry=registry, buckets=buckets)
-
-
 def _http_metrics(registry: CollectorRegistry) -> dict[str, Any]:
     return {
-        "http_requests": _counter(
-            registry,
+        "http_requests": Counter(
             "healthpredict_http_requests_total",
             "HTTP requests by method, route template and status code.",
             ("method", "route", "status"),
+            registry=registry,
         ),
-        "http_duration": _histogram(
-            registry,
+        "http_duration": Histogram(
             "healthpredict_http_request_duration_seconds",
             "HTTP request latency by method and route template.",
             ("method", "route"),
-            LATENCY_BUCKETS,
+            registry=registry,
+            buckets=LATENCY_BUCKETS,
         ),
-        "http_in_flight": _gauge(
-            registry,
+        "http_in_flight": Gauge(
             "healthpredict_http_requests_in_flight",
             "HTTP requests being served.",
-            "livesum",
+            (),
+            registry=registry,
+            multiprocess_mode="livesum",
         ),
     }
 
 
 def _prediction_metrics(registry: CollectorRegistry) -> dict[str, Any]:
     return {
-        "predictions": _counter(
-            registry,
+        "predictions": Counter(
             "healthpredict_predictions_total",
             "Predictions by diagnosis model version, diagnosis and treatment code "
             "('none' when the service abstained).",
             ("model_version", "diagnosis", "treatment"),
+            registry=registry,
         ),
-        "prediction_quality": _counter(
-            registry,
+        "prediction_quality": Counter(
             "healthpredict_prediction_quality_total",
             "Predictions by input quality tier (high, medium, low, insufficient).",
             ("quality",),
+            registry=registry,
         ),
-        "stage_duration": _histogram(
-            registry,
+        "stage_duration": Histogram(
             "healthpredict_stage_duration_seconds",
             "Time spent in one serving stage (validate, predict, explain, audit...).",
             ("stage",),
-            STAGE_BUCKETS,
+            registry=registry,
+            buckets=STAGE_BUCKETS,
         ),
-        "fast_path_disabled": _counter(
-            registry,
+        "fast_path_disabled": Counter(
             "healthpredict_fast_path_disabled_total",
             "Times a fast serving path was turned off (the general path answers instead), by path.",
             ("path",),
+            registry=registry,
         ),
     }
 
 
 def _model_metrics(registry: CollectorRegistry) -> dict[str, Any]:
     return {
-        "model_info": _gauge(
-            registry,
+        "model_info": Gauge(
             "healthpredict_model_info",
             "1 for the model version and source each worker serves (0 for replaced ones).",
-            "livemax",
             ("name", "version", "source"),
+            registry=registry,
+            multiprocess_mode="livemax",
         ),
-        "model_load_duration": _histogram(
-            registry,
+        "model_load_duration": Histogram(
             "healthpredict_model_load_duration_seconds",
             "Time to load both pipelines, by source (mlflow, bentoml).",
             ("source",),
-            LOAD_BUCKETS,
+            registry=registry,
+            buckets=LOAD_BUCKETS,
         ),
-        "model_fallbacks": _counter(
-            registry,
+        "model_fallbacks": Counter(
             "healthpredict_model_fallbacks_total",
             "Times a model source was given up for the next one, by reason.",
             ("reason",),
+            registry=registry,
         ),
     }
 
@@ -184,26 +158,32 @@ def _model_metrics(registry: CollectorRegistry) -> dict[str, Any]:
 def _feedback_metrics(registry: CollectorRegistry) -> dict[str, Any]:
     """Feedback, the audit queue and drift: what the store and the monitor report."""
     return {
-        "feedback": _counter(
-            registry, "healthpredict_feedback_total", "Clinician feedback by verdict.", ("verdict",)
+        "feedback": Counter(
+            "healthpredict_feedback_total",
+            "Clinician feedback by verdict.",
+            ("verdict",),
+            registry=registry,
         ),
-        "audit_queue_depth": _gauge(
-            registry,
+        "audit_queue_depth": Gauge(
             "healthpredict_audit_queue_depth",
             "Prediction audit records waiting to be written (summed over workers).",
-            "livesum",
+            (),
+            registry=registry,
+            multiprocess_mode="livesum",
         ),
-        "drift_share": _gauge(
-            registry,
+        "drift_share": Gauge(
             "healthpredict_drift_share",
             "Share of features drifted between the live window and the training reference.",
-            "mostrecent",
+            (),
+            registry=registry,
+            multiprocess_mode="mostrecent",
         ),
-        "drifted_features": _gauge(
-            registry,
+        "drifted_features": Gauge(
             "healthpredict_drifted_features",
             "Number of drifted features in the latest drift report.",
-            "mostrecent",
+            (),
+            registry=registry,
+            multiprocess_mode="mostrecent",
         ),
     }
 
@@ -211,19 +191,19 @@ def _feedback_metrics(registry: CollectorRegistry) -> dict[str, Any]:
 def _shadow_metrics(registry: CollectorRegistry) -> dict[str, Any]:
     """The shadow challenger: how often it agrees with the champion, and what went wrong."""
     return {
-        "shadow_predictions": _counter(
-            registry,
+        "shadow_predictions": Counter(
             "healthpredict_shadow_predictions_total",
             "Predictions the shadow challenger scored, by outcome (agree, disagree with the "
             "champion's diagnosis): agreement = agree / (agree + disagree).",
             ("outcome",),
+            registry=registry,
         ),
-        "shadow_errors": _counter(
-            registry,
+        "shadow_errors": Counter(
             "healthpredict_shadow_errors_total",
             "Shadow predictions lost, by reason (queue_full, score, store); never a failed "
             "request.",
             ("reason",),
+            registry=registry,
         ),
     }
 
