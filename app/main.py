@@ -96,6 +96,7 @@ async def _start_store_and_models(state: Any, settings: Settings) -> None:
         settings.database_url,
         connect_timeout_s=settings.database_connect_timeout_s,
         statement_timeout_s=settings.database_statement_timeout_s,
+        io_timeout_s=settings.database_io_timeout_s,
     )
     state.sessionmaker = db.make_sessionmaker(state.engine)
     state.models = ModelManager(settings)

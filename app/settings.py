@@ -166,6 +166,14 @@ class Settings(BaseSettings):
         description="PostgreSQL: longest time one statement may run (`statement_timeout`); "
         "the request then answers 503.",
     )
+    database_io_timeout_s: float = Field(
+        15.0,
+        gt=0,
+        description="PostgreSQL: longest client-side wait for any answer of the server (a "
+        "statement, commit, pre-ping) on an open connection, for a network partition the "
+        "server's `statement_timeout` cannot see; the connection is dropped and the request "
+        "answers 503. Must exceed the statement timeout.",
+    )
     database_retry_s: float = Field(
         5.0,
         gt=0,
@@ -313,6 +321,14 @@ class Settings(BaseSettings):
             self.mlflow_tracking_uri = os.environ["MLFLOW_TRACKING_URI"]
         if "bentoml_home" not in self.model_fields_set and os.environ.get("BENTOML_HOME"):
             self.bentoml_home = Path(os.environ["BENTOML_HOME"])
+        return self
+
+    @model_validator(mode="after")
+    def _io_bound_above_statement_timeout(self) -> Settings:
+        # A slow statement must be cancelled by the server (a clean error, the connection kept)
+        # before the client gives up on the connection.
+        if self.database_io_timeout_s <= self.database_statement_timeout_s:
+            raise ValueError("HP_DATABASE_IO_TIMEOUT_S must exceed HP_DATABASE_STATEMENT_TIMEOUT_S")
         return self
 
     @model_validator(mode="after")
