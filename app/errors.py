@@ -115,6 +115,14 @@ class StoreUnavailableError(AppError):
     message = "The database is unavailable; retry shortly"
 
 
+class BrokerUnavailableError(AppError):
+    """The Celery broker did not answer or accept the job: retry later (503)."""
+
+    status_code = 503
+    code = "broker_unavailable"
+    message = "The Celery broker did not accept the retraining job"
+
+
 STORE_RETRY_AFTER_S = 5
 """`Retry-After` of a 503 caused by the database (seconds)."""
 

@@ -34,6 +34,7 @@ from app.serving.shadow_process import ProcessBackend
 from app.settings import Settings, get_settings
 from app.store import db, early_migration
 from app.store.availability import StoreAvailability
+from app.store.broker import BrokerAvailability
 from app.ui import install as install_ui
 
 logger = logging.getLogger(__name__)
@@ -85,6 +86,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         hup()
         await state.models.stop()
         await state.store.stop()
+        if state.broker is not None:
+            state.broker.stop()
         state.engine.dispose()
         logger.info("service stopped")
 
@@ -105,6 +108,13 @@ async def _start_store_and_models(state: Any, settings: Settings) -> None:
         migrate=store_migration(settings),
         retry_s=settings.database_retry_s,
         grace_s=settings.database_ready_grace_s,
+    )
+    state.broker = (
+        BrokerAvailability(
+            settings.celery_broker_url, settings.broker_timeout_s, settings.broker_ready_grace_s
+        )
+        if settings.celery_broker_url
+        else None
     )
     await asyncio.gather(state.models.start(), state.store.start())
     state.registry_watch = RegistryWatcher(state.models, settings)

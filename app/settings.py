@@ -269,6 +269,19 @@ class Settings(BaseSettings):
         None,
         description="Celery broker (Redis). Unset: the API runs retrain jobs in its own worker.",
     )
+    broker_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        description="Celery broker: longest wait to connect, read or write (Redis "
+        "`socket_timeout`, AMQP `read_timeout` with confirmed publishes); `POST /retrain` "
+        "answers 503 within about 3 times this, `/health/ready`'s check within 2 times.",
+    )
+    broker_ready_grace_s: float = Field(
+        10.0,
+        ge=0,
+        description="`/health/ready` turns 503 once the configured broker has failed its "
+        "checks for this long.",
+    )
     training_data_path: Path = Field(
         PROJECT_ROOT / "data" / "clinical_cohort.csv",
         description="Original training data used by retraining.",
