@@ -32,6 +32,7 @@ from app.serving.service import PredictionService
 from app.serving.shadow import ShadowScorer, ThreadBackend, load_challenger
 from app.serving.shadow_process import ProcessBackend
 from app.settings import Settings, get_settings
+from app.shutdown import drain_on_signal
 from app.store import db, early_migration
 from app.store.availability import StoreAvailability
 from app.store.broker import BrokerAvailability
@@ -54,6 +55,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     state = app.state
     state.started_at = time.monotonic()
+    restore_signals = drain_on_signal(state, settings.shutdown_drain_s)
     state.api_keys = KeyRing(
         settings.api_keys.get_secret_value(),
         settings.api_keys_file,
@@ -89,6 +91,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if state.broker is not None:
             state.broker.stop()
         state.engine.dispose()
+        restore_signals()
         logger.info("service stopped")
 
 

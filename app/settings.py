@@ -37,6 +37,15 @@ class Settings(BaseSettings):
     workers: int = Field(
         1, ge=1, description="Worker processes (gunicorn + uvicorn workers when > 1)."
     )
+    shutdown_drain_s: float = Field(
+        0.0,
+        ge=0,
+        le=20,
+        description="On SIGTERM `/health/ready` answers 503 at once and the server keeps "
+        "serving this long before it stops listening (set it to what your load balancer needs "
+        "to see the 503: probe period x failure threshold); in-flight requests then finish "
+        "within the 30 s graceful timeout.",
+    )
     log_level: str = Field("INFO", description="Root log level (JSON lines on stderr).")
     access_log: bool = Field(
         True,

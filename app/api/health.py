@@ -13,6 +13,7 @@ from app.errors import (
     BrokerUnavailableError,
     FastJSONResponse,
     ModelNotReadyError,
+    ShuttingDownError,
     StoreUnavailableError,
 )
 from app.schemas.errors import ErrorResponse
@@ -37,7 +38,13 @@ async def read_liveness() -> dict[str, str]:
 async def read_readiness(request: Request, models: ModelsDep) -> FastJSONResponse:
     """200 once both pipelines are loaded, the store is migrated and reachable and the Celery
     broker (when one is configured) answers; 503 naming each dependency that is not
-    (`details`: `models`, `database`, `broker`) until then."""
+    (`details`: `models`, `database`, `broker`) until then; 503 `shutting_down` from the
+    moment the process receives SIGTERM."""
+    if getattr(request.app.state, "shutting_down", False):
+        raise ShuttingDownError(
+            "Not ready: shutting down",
+            details=[{"field": "process", "value": None, "reason": "shutting down"}],
+        )
     problems: dict[str, str] = {}
     bundle = models.bundle
     if bundle is None:
