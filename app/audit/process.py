@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import pickle
 import subprocess
 import threading
@@ -59,7 +60,11 @@ def serve(conn: Connection, parent_pid: int) -> None:
     from app.audit.child_process import init_child
 
     init_child(parent_pid)
+    from app.log_config import configure_logging
     from app.store import db
+
+    # JSON lines on the stderr it shares with the parent: its chain heads belong in that log.
+    configure_logging(os.environ.get("HP_LOG_LEVEL", "INFO"))
     from app.store.chain import Chain
     from app.store.repository import save_predictions
 
