@@ -140,6 +140,8 @@ def _start_audit(state: Any, settings: Settings) -> asyncio.Task[None]:
             else None
         ),
         chain_key=chain_key,
+        # a request waits for room no longer than a store call may take (503 past it)
+        room_timeout_s=settings.database_io_timeout_s + settings.database_connect_timeout_s,
     )
     state.audit.start()
     return asyncio.get_running_loop().create_task(

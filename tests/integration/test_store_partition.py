@@ -16,10 +16,13 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from psycopg import errors as pg_errors
+from sqlalchemy import select
 
-from app.store import bounded_pg
+from app.store import bounded_pg, db
+from app.store.tables import PredictionRow
 from tests.api.conftest import ADMIN, CLINICIAN, assert_error
 from tests.api.test_feedback import add_predictions, audit_row, body
+from tests.factories import make_patient
 from tests.integration._tcp_proxy import TcpProxy
 from tests.integration.test_store_faults import (
     CONNECT_TIMEOUT_S,
@@ -119,3 +122,47 @@ def test_concurrent_requests_on_a_frozen_database_all_end_within_the_bound(
                 )
             )
         assert statuses == [201] * 12
+
+
+def test_predictions_on_a_frozen_database_answer_503_once_the_audit_queue_is_full(
+    tmp_path: Path, trained_store: Any
+) -> None:
+    """The write-behind audit queue absorbs predictions while the store is silent; once it is
+    full a prediction waits for room at most the store's bound, then answers 503 (never an
+    answer without its audit row); every answered prediction is stored after the thaw."""
+    with app_behind_proxy(
+        tmp_path,
+        database_statement_timeout_s=1.0,
+        database_io_timeout_s=IO_TIMEOUT_S,
+        mlflow_tracking_uri=trained_store.tracking_uri,
+        bentoml_home=Path(trained_store.bentoml_home),
+        mlflow_timeout_s=30.0,
+        audit_queue_size=3,
+    ) as (client, proxy, direct):
+        proxy.freeze()
+        answered: list[str] = []
+        for age in range(30, 60):
+            elapsed, response = timed(client, proxy, "POST", "/predict", make_patient(age=age))
+            if response.status_code == 200:
+                answered.append(response.json()["prediction_id"])
+                continue
+            assert_error(response, 503, "store_unavailable")
+            assert response.headers["Retry-After"] == "5"
+            assert elapsed < BOUND_S + SLACK_S, f"/predict took {elapsed:.1f} s"
+            break
+        else:
+            pytest.fail("30 predictions answered on a frozen store with a 3-row audit queue")
+        assert answered  # the queue absorbed the first ones
+        proxy.thaw()
+        client.portal.call(client.app.state.audit.flush)  # type: ignore[attr-defined]
+        assert stored_predictions(direct, answered) == len(answered)
+
+
+def stored_predictions(direct_url: str, ids: list[str]) -> int:
+    engine = db.make_engine(direct_url)
+    try:
+        with db.make_sessionmaker(engine)() as session:
+            found = session.scalars(select(PredictionRow.id).where(PredictionRow.id.in_(ids)))
+            return len(list(found))
+    finally:
+        engine.dispose()
