@@ -98,12 +98,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 async def _start_store_and_models(state: Any, settings: Settings) -> None:
     """The engine, then the migration and the model load together (MLflow -> BentoML ->
     degraded); a database down leaves the service not ready, retrying, never stopped."""
-    state.engine = db.make_engine(
-        settings.database_url,
-        connect_timeout_s=settings.database_connect_timeout_s,
-        statement_timeout_s=settings.database_statement_timeout_s,
-        io_timeout_s=settings.database_io_timeout_s,
-    )
+    state.engine = db.make_engine(settings.database_url, **store_bounds(settings))
     state.sessionmaker = db.make_sessionmaker(state.engine)
     state.models = ModelManager(settings)
     state.store = StoreAvailability(
@@ -124,6 +119,15 @@ async def _start_store_and_models(state: Any, settings: Settings) -> None:
     state.registry_watch.start()
 
 
+def store_bounds(settings: Settings) -> dict[str, float]:
+    """The store's timeouts, for every engine the service opens (`db.make_engine`)."""
+    return {
+        "connect_timeout_s": settings.database_connect_timeout_s,
+        "statement_timeout_s": settings.database_statement_timeout_s,
+        "io_timeout_s": settings.database_io_timeout_s,
+    }
+
+
 def _start_audit(state: Any, settings: Settings) -> asyncio.Task[None]:
     """The audit events (chained), the write-behind audit queue, and the task flushing key
     use; returns that task."""
@@ -135,7 +139,7 @@ def _start_audit(state: Any, settings: Settings) -> asyncio.Task[None]:
         retry_delay_s=settings.audit_flush_interval_s,
         on_depth=metrics.set_audit_queue_depth,
         process=(
-            AuditProcess(state.engine, chain_key)
+            AuditProcess(state.engine, chain_key, store_bounds(settings))
             if settings.audit_process and not db.is_memory(state.engine)
             else None
         ),
