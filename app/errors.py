@@ -115,6 +115,22 @@ class StoreUnavailableError(AppError):
     message = "The database is unavailable; retry shortly"
 
 
+class ShuttingDownError(AppError):
+    """The process received SIGTERM: finishing what it has, taking nothing new (503)."""
+
+    status_code = 503
+    code = "shutting_down"
+    message = "The service is shutting down"
+
+
+class BrokerUnavailableError(AppError):
+    """The Celery broker did not answer or accept the job: retry later (503)."""
+
+    status_code = 503
+    code = "broker_unavailable"
+    message = "The Celery broker did not accept the retraining job"
+
+
 STORE_RETRY_AFTER_S = 5
 """`Retry-After` of a 503 caused by the database (seconds)."""
 

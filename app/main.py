@@ -32,8 +32,10 @@ from app.serving.service import PredictionService
 from app.serving.shadow import ShadowScorer, ThreadBackend, load_challenger
 from app.serving.shadow_process import ProcessBackend
 from app.settings import Settings, get_settings
+from app.shutdown import drain_on_signal
 from app.store import db, early_migration
 from app.store.availability import StoreAvailability
+from app.store.broker import BrokerAvailability
 from app.ui import install as install_ui
 
 logger = logging.getLogger(__name__)
@@ -53,6 +55,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     state = app.state
     state.started_at = time.monotonic()
+    restore_signals = drain_on_signal(state, settings.shutdown_drain_s)
     state.api_keys = KeyRing(
         settings.api_keys.get_secret_value(),
         settings.api_keys_file,
@@ -85,18 +88,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         hup()
         await state.models.stop()
         await state.store.stop()
+        if state.broker is not None:
+            state.broker.stop()
         state.engine.dispose()
+        restore_signals()
         logger.info("service stopped")
 
 
 async def _start_store_and_models(state: Any, settings: Settings) -> None:
     """The engine, then the migration and the model load together (MLflow -> BentoML ->
     degraded); a database down leaves the service not ready, retrying, never stopped."""
-    state.engine = db.make_engine(
-        settings.database_url,
-        connect_timeout_s=settings.database_connect_timeout_s,
-        statement_timeout_s=settings.database_statement_timeout_s,
-    )
+    state.engine = db.make_engine(settings.database_url, **store_bounds(settings))
     state.sessionmaker = db.make_sessionmaker(state.engine)
     state.models = ModelManager(settings)
     state.store = StoreAvailability(
@@ -105,9 +107,25 @@ async def _start_store_and_models(state: Any, settings: Settings) -> None:
         retry_s=settings.database_retry_s,
         grace_s=settings.database_ready_grace_s,
     )
+    state.broker = (
+        BrokerAvailability(
+            settings.celery_broker_url, settings.broker_timeout_s, settings.broker_ready_grace_s
+        )
+        if settings.celery_broker_url
+        else None
+    )
     await asyncio.gather(state.models.start(), state.store.start())
     state.registry_watch = RegistryWatcher(state.models, settings)
     state.registry_watch.start()
+
+
+def store_bounds(settings: Settings) -> dict[str, float]:
+    """The store's timeouts, for every engine the service opens (`db.make_engine`)."""
+    return {
+        "connect_timeout_s": settings.database_connect_timeout_s,
+        "statement_timeout_s": settings.database_statement_timeout_s,
+        "io_timeout_s": settings.database_io_timeout_s,
+    }
 
 
 def _start_audit(state: Any, settings: Settings) -> asyncio.Task[None]:
@@ -121,11 +139,13 @@ def _start_audit(state: Any, settings: Settings) -> asyncio.Task[None]:
         retry_delay_s=settings.audit_flush_interval_s,
         on_depth=metrics.set_audit_queue_depth,
         process=(
-            AuditProcess(state.engine, chain_key)
+            AuditProcess(state.engine, chain_key, store_bounds(settings))
             if settings.audit_process and not db.is_memory(state.engine)
             else None
         ),
         chain_key=chain_key,
+        # a request waits for room no longer than a store call may take (503 past it)
+        room_timeout_s=settings.database_io_timeout_s + settings.database_connect_timeout_s,
     )
     state.audit.start()
     return asyncio.get_running_loop().create_task(

@@ -37,6 +37,15 @@ class Settings(BaseSettings):
     workers: int = Field(
         1, ge=1, description="Worker processes (gunicorn + uvicorn workers when > 1)."
     )
+    shutdown_drain_s: float = Field(
+        0.0,
+        ge=0,
+        le=20,
+        description="On SIGTERM `/health/ready` answers 503 at once and the server keeps "
+        "serving this long before it stops listening (set it to what your load balancer needs "
+        "to see the 503: probe period x failure threshold); in-flight requests then finish "
+        "within the 30 s graceful timeout.",
+    )
     log_level: str = Field("INFO", description="Root log level (JSON lines on stderr).")
     access_log: bool = Field(
         True,
@@ -166,6 +175,14 @@ class Settings(BaseSettings):
         description="PostgreSQL: longest time one statement may run (`statement_timeout`); "
         "the request then answers 503.",
     )
+    database_io_timeout_s: float = Field(
+        15.0,
+        gt=0,
+        description="PostgreSQL: longest client-side wait for any answer of the server (a "
+        "statement, commit, pre-ping) on an open connection, for a network partition the "
+        "server's `statement_timeout` cannot see; the connection is dropped and the request "
+        "answers 503. Must exceed the statement timeout.",
+    )
     database_retry_s: float = Field(
         5.0,
         gt=0,
@@ -261,6 +278,19 @@ class Settings(BaseSettings):
         None,
         description="Celery broker (Redis). Unset: the API runs retrain jobs in its own worker.",
     )
+    broker_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        description="Celery broker: longest wait to connect, read or write (Redis "
+        "`socket_timeout`, AMQP `read_timeout` with confirmed publishes); `POST /retrain` "
+        "answers 503 within about 3 times this, `/health/ready`'s check within 2 times.",
+    )
+    broker_ready_grace_s: float = Field(
+        10.0,
+        ge=0,
+        description="`/health/ready` turns 503 once the configured broker has failed its "
+        "checks for this long.",
+    )
     training_data_path: Path = Field(
         PROJECT_ROOT / "data" / "clinical_cohort.csv",
         description="Original training data used by retraining.",
@@ -313,6 +343,14 @@ class Settings(BaseSettings):
             self.mlflow_tracking_uri = os.environ["MLFLOW_TRACKING_URI"]
         if "bentoml_home" not in self.model_fields_set and os.environ.get("BENTOML_HOME"):
             self.bentoml_home = Path(os.environ["BENTOML_HOME"])
+        return self
+
+    @model_validator(mode="after")
+    def _io_bound_above_statement_timeout(self) -> Settings:
+        # A slow statement must be cancelled by the server (a clean error, the connection kept)
+        # before the client gives up on the connection.
+        if self.database_io_timeout_s <= self.database_statement_timeout_s:
+            raise ValueError("HP_DATABASE_IO_TIMEOUT_S must exceed HP_DATABASE_STATEMENT_TIMEOUT_S")
         return self
 
     @model_validator(mode="after")

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
 from fastapi import APIRouter, Request
 
 from app.deps import ModelsDep
-from app.errors import FastJSONResponse, ModelNotReadyError, StoreUnavailableError
+from app.errors import (
+    BrokerUnavailableError,
+    FastJSONResponse,
+    ModelNotReadyError,
+    ShuttingDownError,
+    StoreUnavailableError,
+)
 from app.schemas.errors import ErrorResponse
 from app.schemas.models import HealthResponse, ReadyResponse
 
@@ -29,22 +36,37 @@ async def read_liveness() -> dict[str, str]:
     responses={503: {"model": ErrorResponse, "description": "Not ready: each reason listed."}},
 )
 async def read_readiness(request: Request, models: ModelsDep) -> FastJSONResponse:
-    """200 once both pipelines are loaded and the store is migrated and reachable; 503 naming
-    each dependency that is not (`details`: `models`, `database`) until then."""
+    """200 once both pipelines are loaded, the store is migrated and reachable and the Celery
+    broker (when one is configured) answers; 503 naming each dependency that is not
+    (`details`: `models`, `database`, `broker`) until then; 503 `shutting_down` from the
+    moment the process receives SIGTERM."""
+    if getattr(request.app.state, "shutting_down", False):
+        raise ShuttingDownError(
+            "Not ready: shutting down",
+            details=[{"field": "process", "value": None, "reason": "shutting down"}],
+        )
     problems: dict[str, str] = {}
     bundle = models.bundle
     if bundle is None:
         problems["models"] = models.status().get("reason") or "loading"
-    database = await request.app.state.store.check()
-    if database is not None:
-        problems["database"] = database
+    state = request.app.state
+    dependencies = {"database": state.store, "broker": getattr(state, "broker", None)}
+    checked = {name: dep for name, dep in dependencies.items() if dep is not None}
+    reasons = await asyncio.gather(*(dep.check() for dep in checked.values()))
+    problems |= {name: why for name, why in zip(checked, reasons, strict=True) if why}
     if problems or bundle is None:
-        error = ModelNotReadyError if "models" in problems else StoreUnavailableError
+        error = (
+            ModelNotReadyError
+            if "models" in problems
+            else StoreUnavailableError
+            if "database" in problems
+            else BrokerUnavailableError
+        )
         raise error(
             "Not ready: " + "; ".join(f"{name}: {why}" for name, why in problems.items()),
             details=[{"field": n, "value": None, "reason": why} for n, why in problems.items()],
         )
-    checks = {"models": "ok", "database": "ok"}
+    checks = {"models": "ok"} | dict.fromkeys(checked, "ok")
     return FastJSONResponse({"status": "ready", **bundle.info(), "checks": checks})
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
+import time
 from typing import Any
 
 import anyio.to_thread
@@ -14,6 +17,7 @@ from app.schemas.errors import ErrorResponse
 from app.schemas.models import ModelsResponse, ReloadResponse, SignatureResponse
 from app.schemas.patient import TASK
 from app.serving.bundle import ModelBundle
+from app.serving.shadow import ShadowScorer
 
 router = APIRouter(
     prefix="/models",
@@ -86,6 +90,16 @@ async def read_model_signature() -> FastJSONResponse:
     )
 
 
+async def refresh_shadow_within(state: Any, shadow: ShadowScorer, budget_s: float) -> None:
+    """Reload the shadow challenger too, waiting for it only within what is left of the
+    reload's MLflow budget (`HP_MLFLOW_TIMEOUT_S`): past it the answer goes out and the load
+    goes on in the background (`GET /health`'s ``shadow`` says when it is done)."""
+    task = asyncio.create_task(shadow.refresh(), name="hp-shadow-load")
+    state.shadow_load = task  # cancelled at shutdown if still running
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(task), max(0.0, budget_s))
+
+
 @router.post(
     "/reload",
     response_model=ReloadResponse,
@@ -102,12 +116,15 @@ async def reload_models(
     old bundle, none fails. On failure the old bundle stays served and 503 says why. Each
     successful reload is an audit event (who, from which versions to which). The shadow
     challenger is reloaded too (absent alias: nothing shadows; see `GET /health`)."""
+    started = time.monotonic()
     previous: ModelBundle | None = models.bundle
     bundle: ModelBundle = await models.reload()
     detail = {"previous": previous.info() if previous else None, "current": bundle.info()}
     await anyio.to_thread.run_sync(events.record, "model_reload", admin.key_id, detail)
-    if request.app.state.settings.shadow_enabled:
-        await shadow.refresh()
+    settings = request.app.state.settings
+    if settings.shadow_enabled:
+        budget = settings.mlflow_timeout_s - (time.monotonic() - started)
+        await refresh_shadow_within(request.app.state, shadow, budget)
     return FastJSONResponse(
         {
             "status": "reloaded",

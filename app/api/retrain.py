@@ -28,12 +28,12 @@ from pydantic import SecretStr
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.deps import AuditEventsDep, ModelsDep, PrincipalDep, SessionDep, SettingsDep
-from app.errors import AppError, ConflictError, NotFoundError
+from app.errors import BrokerUnavailableError, ConflictError, NotFoundError
 from app.schemas.errors import ErrorResponse
 from app.schemas.retrain import RetrainAccepted, RetrainJobRead
 from app.schemas.text import Text
 from app.settings import Settings
-from app.store import retrain_jobs
+from app.store import broker, retrain_jobs
 from app.store.retrain_jobs import blocking_job
 from app.store.tables import RetrainJobRow
 
@@ -44,14 +44,9 @@ RETRAIN_TASK = "retrain.tasks.retrain"  # the name `retrain.celery_app` register
 PROMOTED_LINE = "healthpredict-retrain: promoted"  # + " <challenger run id>", child -> API
 RELOADED_LINE = "healthpredict-retrain: reloaded"  # API -> child
 ENV_PREFIX = "HP_"
+BROKER_RETRY_AFTER_S = 5
 
 router = APIRouter(prefix="/retrain", tags=["retrain"])
-
-
-class BrokerUnavailableError(AppError):
-    status_code = 503
-    code = "broker_unavailable"
-    message = "The Celery broker did not accept the retraining job"
 
 
 class RetrainJobNotFoundError(NotFoundError):
@@ -82,21 +77,22 @@ def fail_job(make_session: sessionmaker[Session], job_id: str, error: str) -> No
 
 
 @functools.cache
-def celery_client(broker_url: str, visibility_timeout_s: float) -> Celery:
-    """A Celery app that only sends (same serializer and transport options as the worker's)."""
+def celery_client(broker_url: str, visibility_timeout_s: float, timeout_s: float) -> Celery:
+    """A Celery app that only sends (same serializer and visibility timeout as the worker's),
+    each wait on the broker bounded by ``timeout_s`` (`app.store.broker`)."""
     client = Celery("healthpredict", broker=broker_url)
-    client.conf.update(
-        task_serializer="json",
-        accept_content=["json"],
-        broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": visibility_timeout_s},
-    )
+    options = broker.celery_options(broker_url, timeout_s)
+    options["broker_transport_options"]["visibility_timeout"] = visibility_timeout_s
+    client.conf.update(task_serializer="json", accept_content=["json"], **options)
     return client
 
 
 def send_to_celery(settings: Settings, job_id: str) -> None:
-    """Send the retrain task for ``job_id`` to ``HP_CELERY_BROKER_URL`` (raises if unreachable)."""
-    client = celery_client(str(settings.celery_broker_url), settings.retrain_job_timeout_s)
+    """Send the retrain task for ``job_id`` to ``HP_CELERY_BROKER_URL`` (raises if unreachable
+    or silent for longer than about 3 x ``HP_BROKER_TIMEOUT_S``)."""
+    client = celery_client(
+        str(settings.celery_broker_url), settings.retrain_job_timeout_s, settings.broker_timeout_s
+    )
     client.send_task(RETRAIN_TASK, kwargs={"job_id": job_id, "trigger": "api"})
 
 
@@ -295,7 +291,9 @@ async def create_retrain_job(
         except Exception as exc:
             logger.error("celery broker refused the job", extra={"error": type(exc).__name__})
             await anyio.to_thread.run_sync(fail_job, make_session, job.id, "broker unavailable")
-            raise BrokerUnavailableError() from exc
+            raise BrokerUnavailableError(
+                headers={"Retry-After": str(BROKER_RETRY_AFTER_S)}
+            ) from exc
     elif not start_in_process(request, models, settings, job.id):
         await anyio.to_thread.run_sync(fail_job, make_session, job.id, "runner busy")
         raise ConflictError("A retraining job is already running in this process")

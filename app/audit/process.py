@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
+import os
 import pickle
 import subprocess
 import threading
@@ -59,12 +61,17 @@ def serve(conn: Connection, parent_pid: int) -> None:
     from app.audit.child_process import init_child
 
     init_child(parent_pid)
+    from app.log_config import configure_logging
     from app.store import db
+
+    # JSON lines on the stderr it shares with the parent: its chain heads belong in that log.
+    configure_logging(os.environ.get("HP_LOG_LEVEL", "INFO"))
     from app.store.chain import Chain
     from app.store.repository import save_predictions
 
-    engine = db.make_engine(conn.recv_bytes().decode())
+    url = conn.recv_bytes().decode()
     key = conn.recv_bytes()  # the audit's HMAC key (empty: rows are not chained)
+    engine = db.make_engine(url, **json.loads(conn.recv_bytes()))  # the parent's bounds
     chain = Chain(key) if key else None  # a new chain for each child
     sessions = db.make_sessionmaker(engine)
     try:
@@ -94,11 +101,20 @@ class AuditProcess:
             SQLite database is private to its process); the child opens its own on the same URL.
         chain_key: the audit's HMAC key: each child seals its rows into a chain of its own
             (`app.store.chain`); sent over the socket, like the URL.
+        bounds: `app.store.db.make_engine`'s timeouts (``connect_timeout_s``,
+            ``statement_timeout_s``, ``io_timeout_s``) for the child's engine, the serving
+            process's own (default: make_engine's defaults).
     """
 
-    def __init__(self, engine: Engine, chain_key: bytes | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        chain_key: bytes | None = None,
+        bounds: dict[str, float] | None = None,
+    ) -> None:
         self.database_url = engine.url.render_as_string(hide_password=False)
         self._chain_key = chain_key or b""
+        self._bounds = json.dumps(bounds or {}).encode()
         self._lock = threading.Lock()
         self._proc: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
@@ -162,6 +178,7 @@ class AuditProcess:
         proc, conn = spawn("app.audit.process")
         conn.send_bytes(self.database_url.encode())
         conn.send_bytes(self._chain_key)
+        conn.send_bytes(self._bounds)
         self._proc, self._conn = proc, conn
         return conn
 

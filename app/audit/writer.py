@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.audit.process import AuditProcess
 from app.audit.rows import EncodedRows, Item, expand
+from app.errors import STORE_RETRY_AFTER_S, StoreUnavailableError
 from app.store.chain import Chain
 from app.store.repository import save_predictions
 
@@ -60,6 +61,13 @@ class _RowQueue(asyncio.Queue[Item]):
         return self.maxsize - self._rows if self.maxsize > 0 else 1 << 62
 
 
+class AuditBacklogError(StoreUnavailableError):
+    """The audit queue stayed full past its bound (the store is not taking rows): a prediction
+    is never answered without its audit row, so the request answers 503."""
+
+    message = "The audit store is not keeping up; retry shortly"
+
+
 class AuditWriter:
     """Bounded asyncio write-behind queue of audit rows (dicts keyed by `PredictionRow` columns).
 
@@ -74,6 +82,8 @@ class AuditWriter:
             ``make_session``); started by `start`, stopped by `stop` once the queue is drained.
         chain_key: the audit's HMAC key: rows are sealed into the writer's chain, in the order
             they are written (`app.store.chain`); None: not chained. Give it to ``process`` too.
+        room_timeout_s: longest wait of `enqueue_encoded` for room in a full queue, then
+            `AuditBacklogError` (None: no bound).
 
     Attributes:
         enqueued, written, lost: rows accepted, stored, given up at shutdown.
@@ -90,8 +100,10 @@ class AuditWriter:
         linger_s: float = DEFAULT_LINGER_S,
         process: AuditProcess | None = None,
         chain_key: bytes | None = None,
+        room_timeout_s: float | None = None,
     ) -> None:
         self._make_session = make_session
+        self._room_timeout_s = room_timeout_s
         # The thread path's chain (the child process keeps its own): rows sealed in order.
         self._chain = Chain(chain_key) if chain_key and process is None else None
         self._process = process
@@ -154,7 +166,8 @@ class AuditWriter:
 
     async def enqueue_encoded(self, rows: EncodedRows) -> None:
         """Queue a batch's encoded rows as one item (never split): waits until the queue has
-        room for all of them, or is empty when they are more than its bound."""
+        room for all of them, or is empty when they are more than its bound (at most
+        ``room_timeout_s``: `AuditBacklogError`, 503)."""
         if self._stopping:
             raise RuntimeError("audit writer is stopped")
         if not len(rows):
@@ -162,11 +175,15 @@ class AuditWriter:
         queue = self._queue
         self._needing_room += 1  # the writer does not linger meanwhile
         try:
-            while queue.room() < len(rows) and not queue.empty():
-                self._on_depth(queue.qsize())
-                self._taken.clear()
-                self._wake.set()
-                await self._taken.wait()  # the writer took items: look again
+            async with asyncio.timeout(self._room_timeout_s):
+                while queue.room() < len(rows) and not queue.empty():
+                    self._on_depth(queue.qsize())
+                    self._taken.clear()
+                    self._wake.set()
+                    await self._taken.wait()  # the writer took items: look again
+        except TimeoutError:
+            retry = {"Retry-After": str(STORE_RETRY_AFTER_S)}
+            raise AuditBacklogError(headers=retry) from None
         finally:
             self._needing_room -= 1
         if self._stopping:  # stopped while waiting: queued now, they would never be written

@@ -77,7 +77,9 @@ class ReadyResponse(BaseModel):
     diagnosis_version: str
     treatment_version: str
     run_id: str
-    checks: dict[str, str] = Field(description="Each dependency checked (`models`, `database`).")
+    checks: dict[str, str] = Field(
+        description="Each dependency checked (`models`, `database`, `broker` when configured)."
+    )
 
 
 class HealthResponse(BaseModel):

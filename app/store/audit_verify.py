@@ -13,20 +13,27 @@ deleted or moved:
 - ``duplicate``: two rows claim one position (a copied or inserted row);
 - ``unchained``: a row without chain columns (inserted by hand, or stored before the chain).
 
-Not detectable from the store alone: the deletion of a chain's last rows (nothing follows them),
-or of a whole chain; README (Security) says what to keep outside the database for that.
+- ``deleted`` at a chain's end, or a whole chain: only against the heads the service logged
+  (``audit chain head`` lines, `app.store.chain`) read from the log the operator keeps
+  (``--heads``): the store's chain ends before a logged head, or lacks a logged chain;
+- ``rewritten``: the row at a logged head's position is not the one whose MAC was logged.
+
+Without ``--heads`` the deletion of a chain's last rows, or of a whole chain, cannot be seen
+(nothing in the store follows them).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
-from app.store.chain import CHAIN_COLUMNS, GENESIS, canonical, mac_of
+from app.store.chain import CHAIN_COLUMNS, GENESIS, HEAD_MESSAGE, Link, canonical, mac_of
 from app.store.tables import AuditEventRow, FeedbackRow, PredictionRow
 
 TABLES: tuple[Table, ...] = tuple(
@@ -64,6 +71,8 @@ class Report:
     rows: dict[str, int]
     chains: int
     problems: list[Problem]
+    pre_chain: int = 0
+    """Rows without a MAC stored before ``chained_since``: counted, not verifiable."""
 
     @property
     def ok(self) -> bool:
@@ -72,6 +81,8 @@ class Report:
     def summary(self) -> str:
         counts = ", ".join(f"{name} {n}" for name, n in self.rows.items())
         total = sum(self.rows.values())
+        if self.pre_chain:
+            counts += f"; {self.pre_chain} pre-chain rows, not verifiable"
         if self.ok:
             return f"audit verify: OK: {total} rows in {self.chains} chains ({counts})"
         first = self.problems[0].describe()
@@ -85,28 +96,46 @@ Position = tuple[str, int]
 Entry = tuple[str, str, str]  # table, row id, mac
 
 
-def verify(session: Session, key: bytes) -> Report:
-    """Check every chain of the store with ``key`` (`HP_AUDIT_HMAC_KEY`)."""
+def verify(
+    session: Session,
+    key: bytes,
+    heads: Mapping[str, Link] | None = None,
+    chained_since: datetime | None = None,
+) -> Report:
+    """Check every chain of the store with ``key`` (`HP_AUDIT_HMAC_KEY`), and that it reaches
+    each of ``heads`` (chain id -> the last head logged, `read_heads`) when given. Rows without
+    a MAC are ``unchained`` problems, except those created before ``chained_since`` (when the
+    store was migrated to 0002), which are counted as pre-chain."""
     index: dict[Position, Entry] = {}
     problems: list[Problem] = []
     rows = {table.name: 0 for table in TABLES}
+    pre_chain = 0
     for table in TABLES:
-        for row_id, chain_id, seq, mac in session.execute(
-            select(table.c.id, table.c.chain_id, table.c.seq, table.c.mac)
+        for row_id, chain_id, seq, mac, created_at in session.execute(
+            select(table.c.id, table.c.chain_id, table.c.seq, table.c.mac, table.c.created_at)
         ):
             rows[table.name] += 1
             if chain_id is None or seq is None or mac is None:
-                problems.append(Problem("", 0, "unchained", table.name, row_id))
+                if chained_since is not None and _utc(created_at) < chained_since:
+                    pre_chain += 1
+                else:
+                    problems.append(Problem("", 0, "unchained", table.name, row_id))
                 continue
             if (chain_id, seq) in index:
                 problems.append(Problem(chain_id, seq, "duplicate", table.name, row_id))
                 continue
             index[(chain_id, seq)] = (table.name, row_id, mac)
     problems += _gaps(index)
+    problems += _tails(index, heads or {})
     for table in TABLES:
         problems += _altered(session, table, index, key)
     chains = len({chain_id for chain_id, _ in index})
-    return Report(rows, chains, sorted(problems))
+    return Report(rows, chains, sorted(problems), pre_chain)
+
+
+def _utc(moment: datetime) -> datetime:
+    """A stored time as aware UTC (SQLite reads back naive UTC)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _gaps(index: dict[Position, Entry]) -> Iterator[Problem]:
@@ -126,6 +155,42 @@ def _gaps(index: dict[Position, Entry]) -> Iterator[Problem]:
                 )
                 yield Problem(chain_id, expected, "deleted", "", None, note)
             expected = seq + 1
+
+
+def read_heads(lines: Iterable[str]) -> dict[str, Link]:
+    """The last head logged for each chain, from JSON log lines (other lines are skipped)."""
+    heads: dict[str, Link] = {}
+    for line in lines:
+        if HEAD_MESSAGE not in line:
+            continue
+        try:
+            record = json.loads(line)
+            chain_id, seq, mac = record["chain_id"], int(record["seq"]), str(record["mac"])
+        except (ValueError, KeyError, TypeError):
+            continue
+        if record.get("message") == HEAD_MESSAGE and seq > heads.get(chain_id, Link(0, "")).seq:
+            heads[chain_id] = Link(seq, mac)
+    return heads
+
+
+def _tails(index: dict[Position, Entry], heads: Mapping[str, Link]) -> Iterator[Problem]:
+    """Logged heads the store does not reach: rows deleted at a chain's end, whole chains."""
+    last: dict[str, int] = {}
+    for chain_id, seq in index:
+        last[chain_id] = max(seq, last.get(chain_id, 0))
+    for chain_id, head in heads.items():
+        stored = last.get(chain_id, 0)
+        if stored < head.seq:
+            where = f"after {_name(index[(chain_id, stored)])}" if stored else "the whole chain"
+            note = (
+                f"{head.seq - stored} row(s) deleted at the chain's end "
+                f"({where}; logged head seq {head.seq})"
+            )
+            yield Problem(chain_id, stored + 1, "deleted", "", None, note)
+        elif index[(chain_id, head.seq)][2] != head.mac:
+            entry = index[(chain_id, head.seq)]
+            note = "not the row whose MAC was logged at this position: the chain was rewritten"
+            yield Problem(chain_id, head.seq, "rewritten", entry[0], entry[1], note)
 
 
 def _altered(

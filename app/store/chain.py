@@ -12,11 +12,17 @@ from 1) and links rows in the order it commits them. Writers never share a count
 gunicorn workers need no lock across processes; `app.store.audit_verify` checks each chain.
 A `Chain` is advanced only after the transaction holding its rows committed (`seal`, commit,
 `advance`): a rolled-back write leaves no gap.
+
+Each `advance` logs the chain's new head (``audit chain head``: ``chain_id``, ``seq``, ``mac``;
+no row content), so the log kept outside the database anchors the chain's end: the deletion of
+a chain's last rows, or of a whole chain, leaves the store behind a head the log still names
+(`python -m app audit verify --heads LOG`).
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,7 +37,12 @@ from app.store.db import JSONText
 from app.store.ids import new_id
 from app.store.tables import PredictionRow, utcnow
 
+logger = logging.getLogger(__name__)
+logger.setLevel(logging.INFO)  # the heads are logged whatever HP_LOG_LEVEL says
+
 CHAIN_COLUMNS = ("chain_id", "seq", "mac")
+HEAD_MESSAGE = "audit chain head"
+"""The log message carrying a chain's head (read back by `audit verify --heads`)."""
 GENESIS = ""
 """The "previous MAC" of a chain's first row."""
 
@@ -112,6 +123,10 @@ class Chain:
         """The sealed rows up to ``link`` are committed."""
         if link.seq < self._head.seq:
             raise ValueError("a chain only moves forward")
+        if link.seq > self._head.seq:
+            logger.info(
+                HEAD_MESSAGE, extra={"chain_id": self.chain_id, "seq": link.seq, "mac": link.mac}
+            )
         self._head = link
 
 

@@ -30,6 +30,7 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 30.0
 CONNECT_TIMEOUT_S = 5.0  # the defaults of Settings.database_connect_timeout_s
 STATEMENT_TIMEOUT_S = 10.0  # and Settings.database_statement_timeout_s
+IO_TIMEOUT_S = 15.0  # and Settings.database_io_timeout_s
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -94,6 +95,7 @@ def make_engine(
     *,
     connect_timeout_s: float = CONNECT_TIMEOUT_S,
     statement_timeout_s: float = STATEMENT_TIMEOUT_S,
+    io_timeout_s: float = IO_TIMEOUT_S,
     **kwargs: Any,
 ) -> Engine:
     """Build an engine for ``url`` (SQLite file/memory or PostgreSQL via psycopg 3).
@@ -105,6 +107,8 @@ def make_engine(
         url: SQLAlchemy URL; a SQLite file's parent directory is created when missing.
         connect_timeout_s / statement_timeout_s: PostgreSQL's bounds (`Settings`
             ``database_*_timeout_s``); the pool waits ``connect_timeout_s`` for a connection.
+        io_timeout_s: PostgreSQL: the client-side bound on each wait for the server
+            (`app.store.bounded_pg`), for a network that stops forwarding packets.
         **kwargs: passed to `sqlalchemy.create_engine` (e.g. ``pool_size``).
     """
     parsed = make_url(url)
@@ -147,7 +151,20 @@ def make_engine(
         },
     }
     options.update(kwargs)
-    return create_engine(parsed, **options)
+    engine = create_engine(parsed, **options)
+    _bound_waits(engine, io_timeout_s)
+    return engine
+
+
+def _bound_waits(engine: Engine, io_timeout_s: float) -> None:
+    """Open the engine's connections as `BoundedConnection`s (psycopg 3 only)."""
+    if engine.dialect.driver != "psycopg":
+        return
+    from app.store.bounded_pg import connect_bounded
+
+    @event.listens_for(engine, "do_connect")
+    def _connect(_dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        return connect_bounded(io_timeout_s, *cargs, **cparams)
 
 
 def _with_statement_timeout(url_options: Any, timeout_s: float) -> str:

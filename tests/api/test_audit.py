@@ -1,15 +1,20 @@
-"""AuditWriter over a real SQLite store: batching, coalescing, backpressure, retry, drain on
-shutdown."""
+"""AuditWriter over a real store (SQLite; PostgreSQL too where the store matters): batching,
+coalescing, backpressure, retry, drain on shutdown."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from app.audit.writer import AuditWriter
 from app.store import db
 from tests.api.conftest import count_rows
+from tests.pg_schema import empty_pg_schema
 
 
 def _row(i: int) -> dict[str, Any]:
@@ -34,8 +39,22 @@ def _store(tmp_path: Path, migrate: bool = True) -> tuple[str, Any]:
     return url, db.make_sessionmaker(db.make_engine(url))
 
 
-async def test_every_row_is_written_and_the_queue_drains_on_stop(tmp_path: Path) -> None:
-    url, sessions = _store(tmp_path)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Any]]:
+    """A migrated store on each backend: its URL and a session factory."""
+    with ExitStack() as stack:
+        if request.param == "sqlite":
+            yield _store(tmp_path)
+            return
+        url = stack.enter_context(empty_pg_schema())
+        db.upgrade(url)
+        engine = db.make_engine(url)
+        stack.callback(engine.dispose)
+        yield url, db.make_sessionmaker(engine)
+
+
+async def test_every_row_is_written_and_the_queue_drains_on_stop(store: tuple[str, Any]) -> None:
+    url, sessions = store
     depths: list[int] = []
     writer = AuditWriter(sessions, max_queue=50, batch_size=20, on_depth=depths.append)
     writer.start()
@@ -47,8 +66,8 @@ async def test_every_row_is_written_and_the_queue_drains_on_stop(tmp_path: Path)
     assert depths and max(depths) <= 50
 
 
-async def test_flush_waits_until_rows_are_readable(tmp_path: Path) -> None:
-    url, sessions = _store(tmp_path)
+async def test_flush_waits_until_rows_are_readable(store: tuple[str, Any]) -> None:
+    url, sessions = store
     writer = AuditWriter(sessions)
     writer.start()
     await writer.enqueue_many([_row(i) for i in range(3)])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,11 @@ from fastapi.testclient import TestClient
 from app.schemas.patient import PatientRecord
 from app.schemas.prediction import PredictionResponse
 from app.serving.predictor import Predictor
+from app.settings import Settings
 from app.store.repository import get_prediction
 from tests.api.conftest import CLINICIAN, assert_error, client_for, make_settings
 from tests.factories import DROP, cohort_payloads, make_patient, renamed
+from tests.pg_schema import empty_pg_schema
 from train_pipeline.contract import ED_COHORT
 
 DESIGN_KEYS = {
@@ -32,6 +35,25 @@ def predict(client: TestClient, payload: dict[str, Any], **params: Any) -> dict[
 
 def flush_audit(client: TestClient) -> None:
     client.portal.call(client.app.state.audit.flush)  # type: ignore[union-attr, attr-defined]
+
+
+@pytest.fixture(scope="module")
+def pg_client(
+    trained_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TestClient]:
+    """The served app over the real PostgreSQL (an empty schema of its own)."""
+    with empty_pg_schema() as url:
+        settings = trained_settings.model_copy(
+            update={"database_url": url, "data_dir": tmp_path_factory.mktemp("predict-pg")}
+        )
+        yield from client_for(settings)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_client(request: pytest.FixtureRequest) -> TestClient:
+    """The served app on each store: the tests where the store matters run on both."""
+    name = "client" if request.param == "sqlite" else "pg_client"
+    return request.getfixturevalue(name)  # type: ignore[no-any-return]
 
 
 def test_response_is_design_section_4(client: TestClient, trained_store: Any) -> None:
@@ -83,10 +105,10 @@ def test_missing_important_field_lowers_quality(client: TestClient) -> None:
     assert set(important) <= set(body["missing_features"])
 
 
-def test_every_prediction_is_audited(client: TestClient, trained_store: Any) -> None:
-    body = predict(client, make_patient())
-    flush_audit(client)
-    with client.app.state.sessionmaker() as session:  # type: ignore[attr-defined]
+def test_every_prediction_is_audited(store_client: TestClient, trained_store: Any) -> None:
+    body = predict(store_client, make_patient())
+    flush_audit(store_client)
+    with store_client.app.state.sessionmaker() as session:  # type: ignore[attr-defined]
         row = get_prediction(session, body["prediction_id"])
     assert row is not None
     assert row.outputs == body
@@ -95,17 +117,17 @@ def test_every_prediction_is_audited(client: TestClient, trained_store: Any) -> 
     assert row.run_id == trained_store.run_id and row.quality == "high"
 
 
-def test_batch_keeps_order_and_audits_every_item(client: TestClient) -> None:
+def test_batch_keeps_order_and_audits_every_item(store_client: TestClient) -> None:
     required = ED_COHORT.names_in_tier("required")
     records = [make_patient(), {k: make_patient()[k] for k in required}, make_patient(age=30)]
-    response = client.post("/predict/batch", json={"records": records}, headers=CLINICIAN)
+    response = store_client.post("/predict/batch", json={"records": records}, headers=CLINICIAN)
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["count"] == 3 and len(body["predictions"]) == 3
     qualities = [p["prediction_quality"] for p in body["predictions"]]
     assert qualities[1] == "insufficient" and qualities[0] == "high"
-    flush_audit(client)
-    with client.app.state.sessionmaker() as session:  # type: ignore[attr-defined]
+    flush_audit(store_client)
+    with store_client.app.state.sessionmaker() as session:  # type: ignore[attr-defined]
         assert all(get_prediction(session, p["prediction_id"]) for p in body["predictions"])
 
 

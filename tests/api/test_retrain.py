@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,14 +29,24 @@ from tests.api.conftest import ADMIN, CLINICIAN, assert_error, closed_port, make
 from tests.pg_schema import empty_pg_schema
 
 
-@pytest.fixture
-def client(tmp_path: Path) -> Iterator[TestClient]:
-    # An empty MLflow store: the job runs and fails fast with "no champion".
-    settings = make_settings(
-        tmp_path, mlflow_tracking_uri=f"sqlite:///{tmp_path / 'ml.db'}", mlflow_timeout_s=0.5
-    )
-    with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
-        yield test_client
+@pytest.fixture(params=["sqlite", "postgresql"])
+def client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TestClient]:
+    """The app on each store (the job rows, the 409's lock, the child's status updates); an
+    empty MLflow store: the job runs and fails fast with "no champion"."""
+    with ExitStack() as stack:
+        store = (
+            {}
+            if request.param == "sqlite"
+            else {"database_url": stack.enter_context(empty_pg_schema())}
+        )
+        settings = make_settings(
+            tmp_path,
+            mlflow_tracking_uri=f"sqlite:///{tmp_path / 'ml.db'}",
+            mlflow_timeout_s=0.5,
+            **store,
+        )
+        with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
+            yield test_client
 
 
 def wait_for(client: TestClient, url: str, timeout_s: float = 180.0) -> dict[str, Any]:

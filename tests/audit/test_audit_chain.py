@@ -111,10 +111,11 @@ def tampered(url: str, sql: str, **params: Any) -> Report:
     return report
 
 
-def run_verify(url: str) -> subprocess.CompletedProcess[str]:
+def run_verify(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m app audit verify [args]` on the store at ``url``."""
     env = {**os.environ, "HP_DATABASE_URL": url, "HP_ENVIRONMENT": "test"}
     return subprocess.run(
-        [sys.executable, "-m", "app", "audit", "verify"],
+        [sys.executable, "-m", "app", "audit", "verify", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,

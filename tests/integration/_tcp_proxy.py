@@ -1,7 +1,10 @@
 """A TCP proxy a test controls, between the service and a real server (PostgreSQL here).
 
 ``cut()`` resets every open connection and refuses new ones (a database that went down or a
-network that drops), ``restore()`` listens again on the same port.
+network that drops), ``restore()`` listens again on the same port. ``freeze()`` is a partition:
+connections stay open and new ones are accepted, but nothing is forwarded either way (no reset,
+no answer, as when packets are dropped on the path) until ``thaw()``, which delivers what was
+held, as TCP's retransmissions would once the path heals.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ class TcpProxy:
         self.target = target
         self._lock = threading.Lock()
         self._open: list[socket.socket] = []
+        self._flowing = threading.Event()
+        self._flowing.set()
         self._listener = self._listen(0)
         self.port: int = self._listener.getsockname()[1]
 
@@ -36,16 +41,26 @@ class TcpProxy:
                 client, _ = listener.accept()
             except OSError:  # closed by cut()
                 return
-            upstream = socket.create_connection(self.target)
             with self._lock:
-                self._open += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+                self._open.append(client)
+            threading.Thread(target=self._connect, args=(client,), daemon=True).start()
 
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    def _connect(self, client: socket.socket) -> None:
+        self._flowing.wait()  # frozen: the client's connection is open, nothing goes through
+        try:
+            upstream = socket.create_connection(self.target)
+        except OSError:
+            client.close()
+            return
+        with self._lock:
+            self._open.append(upstream)
+        for a, b in ((client, upstream), (upstream, client)):
+            threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
         with contextlib.suppress(OSError):
             while data := source.recv(65536):
+                self._flowing.wait()
                 sink.sendall(data)
         with contextlib.suppress(OSError):
             sink.shutdown(socket.SHUT_WR)
@@ -64,9 +79,18 @@ class TcpProxy:
                 sock.shutdown(socket.SHUT_RDWR)  # wakes the pipe threads blocked in recv()
             sock.close()
 
+    def freeze(self) -> None:
+        """Stop forwarding, keeping every connection open (a partition)."""
+        self._flowing.clear()
+
+    def thaw(self) -> None:
+        """Forward again, starting with what was held."""
+        self._flowing.set()
+
     def restore(self) -> None:
         """Accept connections again, on the same port."""
         self._listener = self._listen(self.port)
 
     def close(self) -> None:
+        self.thaw()
         self.cut()

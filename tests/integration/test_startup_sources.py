@@ -27,7 +27,7 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app, migrate_if_needed
 from app.settings import DEFAULT_ADMIN_KEY, PROJECT_ROOT, Settings
-from tests.api.conftest import CLINICIAN, FROM_ENV, assert_error, make_settings
+from tests.api.conftest import ADMIN, CLINICIAN, FROM_ENV, assert_error, make_settings
 from tests.factories import make_patient
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -183,6 +183,14 @@ def test_black_hole_tracking_server_falls_back_to_bentoml(
         assert black_hole.held, "the app never even connected to the black hole"
         loader = client.get("/health").json()["loader"]
         assert "mlflow" in loader["source_errors"]
+        # A request path that calls MLflow is bounded the same way: the reload asks the
+        # silent tracking server, gives up within HP_MLFLOW_TIMEOUT_S, reloads from BentoML.
+        started = time.monotonic()
+        reloaded = client.post("/models/reload", headers=ADMIN)
+        elapsed = time.monotonic() - started
+        assert reloaded.status_code == 200, reloaded.text
+        assert reloaded.json()["current"]["source"] == "bentoml"
+        assert elapsed <= bound_s, f"reload took {elapsed:.1f} s (bound {bound_s} s)"
     finally:
         client.__exit__(None, None, None)
 
