@@ -1,19 +1,20 @@
 """Latency of a CDS Hooks call with a full prefetch: p50 / p99, sequential and at 8 connections.
 
 Usage: ``python bench/cds_bench.py [--n 400] [--connections 8] [--rounds 3] [--compare
-LABEL=REV]`` (``make bench-cds``). Starts ``python -m app`` (one worker) on the champion of the
-environment's settings (``make train`` first), trusting a JWKS of an ES384 key made here; each
+LABEL=REV] [--alg RS384] [--workers 1]`` (``make bench-cds``). Starts ``python -m app`` on the
+champion of the environment's settings (``make train`` first), trusting a JWKS of a key made
+here (ES384 by default; ``--alg RS384``, the other accepted algorithm, checks far faster). Each
 call is a different cohort patient as FHIR R4 (Patient, a Bundle of Observations in the
-contract's LOINC codes, SNOMED Conditions), with its own token signed beforehand (a new ``jti``:
-the replay cache refuses a token twice). The client is wrk (one thread, C code, `bench/wrk/cds.lua`)
-on the same cores: its CPU a call is reported beside the server's. Each round measures ``n``
-calls sequentially, then ``n`` at ``connections``, after a warm-up and a settle pause (the drift
-worker's first report runs within 10 s of start-up). Its later refreshes are parked
-(``HP_DRIFT_REFRESH_S=3600``): an Evidently report in a child process every minute by default
-costs seconds of CPU, which lands inside a measurement or not by chance; it is no part of a CDS
-call, and ``--drift-refresh-s 60`` measures with it. ``--compare`` also serves a git worktree of
-REV (same venv, models and bodies); the servers are measured in alternating order, round by
-round. Writes ``bench/results/<date>-cds.md``.
+contract's LOINC codes, SNOMED Conditions), with its own token signed beforehand (a new
+``jti``: the replay cache refuses a token twice). The client is wrk (one thread, C,
+`bench/wrk/cds.lua`) on the same cores: its CPU a call is reported beside the server's. Each
+round measures ``n`` calls sequentially, then ``n`` at ``connections``, after a warm-up and a
+settle pause (the drift worker's first report runs within 10 s of start-up). Its later
+refreshes are parked (``HP_DRIFT_REFRESH_S=3600``): an Evidently report in a child process,
+every minute by default, costs seconds of CPU that land inside a measurement or not by chance;
+it is no part of a CDS call, and ``--drift-refresh-s 60`` measures with it. ``--compare`` also
+serves a git worktree of REV (same venv, models and bodies); the servers are measured in
+alternating order, round by round. Writes ``bench/results/<date>-cds.md``.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ from typing import Any
 
 import jwt
 import pandas as pd
-from cryptography.hazmat.primitives.asymmetric import ec
-from jwt.algorithms import ECAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -137,12 +138,12 @@ def bodies(settings: Settings, n: int) -> list[bytes]:
     ]
 
 
-def tokens(key: Any, kid: str, audience: str, n: int) -> list[str]:
+def tokens(key: Any, kid: str, audience: str, n: int, alg: str = "ES384") -> list[str]:
     now = int(time.time())
     claims = {"iss": ISSUER, "aud": audience, "iat": now, "exp": now + 900}
     head = {"kid": kid, "typ": "JWT"}
     return [
-        jwt.encode(claims | {"jti": str(uuid.uuid4())}, key, algorithm="ES384", headers=head)
+        jwt.encode(claims | {"jti": str(uuid.uuid4())}, key, algorithm=alg, headers=head)
         for _ in range(n)
     ]
 
@@ -249,7 +250,8 @@ def report(targets: list[Target], args: argparse.Namespace, loads: tuple[float, 
     head = (
         f"# CDS Hooks call latency, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n\n"
         f"`{cmd}` (`make bench-cds`): {args.n} calls per measurement after {args.warmup} "
-        f"warm-up calls, {args.rounds} rounds, one `python -m app` worker per server, wrk "
+        f"warm-up calls, {args.rounds} rounds, `python -m app` with {args.workers} worker(s) per "
+        f"server, {args.alg} client tokens, wrk "
         f"(`-t1`, {os.cpu_count()} cores shared with the server and other work); load average "
         f"{loads[0]:.1f} at the start, {loads[1]:.1f} at the end. Server CPU: the server and its "
         "children (audit writer, drift worker); drift report refreshed every "
@@ -268,7 +270,7 @@ def targets_for(args: argparse.Namespace, settings: Settings, tmp: Path) -> list
     env = {
         "HP_PORT": str(port),
         "HP_HOST": "127.0.0.1",
-        "HP_WORKERS": "1",
+        "HP_WORKERS": str(args.workers),
         "HP_DATABASE_URL": f"sqlite:///{tmp / 'audit.db'}",
         "HP_CDS_JWKS_FILE": str(tmp / "jwks.json"),
         "HP_ACCESS_LOG": "false",
@@ -294,7 +296,7 @@ def measure_all(
     spare = args.connections
 
     def signed(t: Target, n: int) -> list[str]:
-        return tokens(key, "bench", t.url, n + spare)
+        return tokens(key, "bench", t.url, n + spare, args.alg)
 
     for t in targets:
         measure(t, payloads[: args.warmup], signed(t, args.warmup), args.connections)
@@ -307,6 +309,17 @@ def measure_all(
                 sys.stderr.write(row(f"{t.label}, {calls(conns)}, round {r + 1}", result) + "\n")
 
 
+def signing_key(alg: str) -> tuple[Any, dict[str, Any]]:
+    """A new private key and its public JWK (kid ``bench``)."""
+    if alg == "RS384":
+        private: Any = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        public = RSAAlgorithm.to_jwk(private.public_key())
+    else:
+        private = ec.generate_private_key(ec.SECP384R1())
+        public = ECAlgorithm.to_jwk(private.public_key())
+    return private, json.loads(public) | {"kid": "bench", "alg": alg}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=400, help="calls per measurement")
@@ -314,6 +327,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=100, help="warm-up calls per server")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--settle", type=float, default=30.0, help="idle seconds before rounds")
+    parser.add_argument("--alg", choices=("ES384", "RS384"), default="ES384")
+    parser.add_argument("--workers", type=int, default=1, help="HP_WORKERS of each server")
     parser.add_argument("--drift-refresh-s", type=float, default=3600.0)
     parser.add_argument("--compare", action="append", default=[], metavar="LABEL=REV")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
@@ -321,8 +336,7 @@ def main() -> None:
 
     settings = Settings()
     tmp = Path(tempfile.mkdtemp(prefix="cds-bench-"))
-    private = ec.generate_private_key(ec.SECP384R1())
-    jwk = json.loads(ECAlgorithm.to_jwk(private.public_key())) | {"kid": "bench", "alg": "ES384"}
+    private, jwk = signing_key(args.alg)
     (tmp / "jwks.json").write_text(json.dumps({ISSUER: {"keys": [jwk]}}))
     payloads = bodies(settings, args.n)
     targets = targets_for(args, settings, tmp)
