@@ -96,12 +96,6 @@ def fast_explainer(pipeline: FastPipeline) -> ObliviousTreeShap | None:
         return explainer
 
 
-def is_cheap(pipeline: FastPipeline) -> bool:
-    """Whether explaining a row costs about as much as scoring it (linear SHAP, or CatBoost's
-    precomputed tables: ~0.1-0.3 ms), not CatBoost's own ``ShapValues`` (~5-10 ms) or XGBoost's."""
-    return pipeline.kind == "linear" or fast_explainer(pipeline) is not None
-
-
 def prepare(bundle: Any) -> None:
     """Build the fast explainer now (e.g. at model load) instead of on the first request."""
     fast_explainer(bundle.diagnosis)

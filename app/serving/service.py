@@ -8,10 +8,7 @@ bundle meanwhile. A single prediction is a batch of one: both paths build their 
 
 Single predictions go through the micro-batcher (concurrent requests share one model call,
 inline on the loop: a few hundred µs, cheaper than a thread hop); batches run in a worker thread
-so they never block the loop. Explanations asked for with a single prediction are made in the
-same micro-batch (one SHAP call for the batch's rows) when the model's SHAP is cheap (linear,
-or CatBoost's precomputed tables); otherwise (CatBoost's own ``ShapValues``, XGBoost) in a
-worker thread, per request.
+so they never block the loop.
 
 With a shadow challenger loaded, each answered prediction is also handed to `ShadowScorer`
 (a bounded, non-blocking append): the challenger scores it later in its own thread, and
@@ -40,9 +37,7 @@ from app.serving.shadow import ShadowScorer
 from app.store.ids import new_ids
 
 EXPLAIN_TOP_N = 5
-Item = tuple[Record, bool]  # a record, and whether its explanation is asked for
-Explained = list[dict[str, Any]] | None  # top contributions (None: not made in the batch)
-Scored = tuple[Predictor, Prediction, Explained]
+Scored = tuple[Predictor, Prediction]
 
 
 @dataclass(frozen=True)
@@ -107,15 +102,13 @@ class PredictionService:
         self._models = models
         self._audit = audit
         self._shadow = shadow
-        self.batcher: MicroBatcher[Item, Scored] = MicroBatcher(
+        self.batcher: MicroBatcher[Record, Scored] = MicroBatcher(
             self._score, window_ms=window_ms, max_size=max_size
         )
 
-    def _score(self, items: list[Item]) -> list[Scored]:
+    def _score(self, records: list[Record]) -> list[Scored]:
         predictor = self._models.current()  # one read of the bundle for the whole call
-        predictions = predictor.predict_many([record for record, _ in items])
-        explained = _explain_batch(predictor, items, predictions)
-        return [(predictor, p, e) for p, e in zip(predictions, explained, strict=True)]
+        return [(predictor, p) for p in predictor.predict_many(records)]
 
     async def predict(
         self, record: Record, *, explain: bool = False, annotations: dict[str, Any] | None = None
@@ -126,14 +119,12 @@ class PredictionService:
         door keeps the calling user there for its feedback).
         """
         self._models.current()  # 503 before queuing (validation already gave its 422)
-        predictor, prediction, explained = await self.batcher.submit((record, explain))
+        predictor, prediction = await self.batcher.submit(record)
         body = prediction_body(prediction, new_ids(1)[0]) | (annotations or {})
         if explain and prediction.diagnosis is not None:
-            if explained is None:  # not made in the micro-batch: a costly SHAP, in a thread
-                explained = await anyio.to_thread.run_sync(
-                    _explain, predictor, record, EXPLAIN_TOP_N
-                )
-            body["explanation"] = explained
+            body["explanation"] = await anyio.to_thread.run_sync(
+                _explain, predictor, record, EXPLAIN_TOP_N
+            )
         encoded = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY, default=str)
         await self._enqueue(audit_rows(predictor, [record], [body], [encoded]))
         self._to_shadow(predictor, [record], [prediction], [body["prediction_id"]])
@@ -186,23 +177,3 @@ def _explain(predictor: Predictor, record: Record, top_n: int) -> list[dict[str,
     bundle = predictor.bundle
     cols = build_columns([record], bundle.diagnosis.features.features)
     return list(explainer.explain(bundle, cols, top_n))
-
-
-def _explain_batch(
-    predictor: Predictor, items: Sequence[Item], predictions: Sequence[Prediction]
-) -> list[Explained]:
-    """The explanations a micro-batch's items asked for, in one call, when the model's SHAP is
-    cheap (else None each: `PredictionService.predict` makes them in a worker thread)."""
-    out: list[Explained] = [None] * len(items)
-    wanted = [
-        i
-        for i, ((_, explain), p) in enumerate(zip(items, predictions, strict=True))
-        if explain and p.diagnosis is not None
-    ]
-    bundle = predictor.bundle
-    if not wanted or not explainer.is_cheap(bundle.diagnosis):
-        return out
-    cols = build_columns([items[i][0] for i in wanted], bundle.diagnosis.features.features)
-    for i, top in zip(wanted, explainer.explain_many(bundle, cols, EXPLAIN_TOP_N), strict=True):
-        out[i] = top
-    return out
