@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -159,6 +160,17 @@ class Target:
     server: Server
     url: str
     runs: dict[int, list[dict[str, float]]] = field(default_factory=dict)
+    model: str = "?"
+
+
+def served_model(port: int) -> str:
+    """The models a server answers with, from ``GET /health/ready``."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/ready", timeout=10) as resp:
+        info = json.load(resp)
+    return (
+        f"{info['source']} run {info['run_id']}, diagnosis v{info['diagnosis_version']}, "
+        f"treatment v{info['treatment_version']}"
+    )
 
 
 def tree_cpu_s(pid: int) -> float:
@@ -255,7 +267,8 @@ def report(targets: list[Target], args: argparse.Namespace, loads: tuple[float, 
         f"(`-t1`, {os.cpu_count()} cores shared with the server and other work); load average "
         f"{loads[0]:.1f} at the start, {loads[1]:.1f} at the end. Server CPU: the server and its "
         "children (audit writer, drift worker); drift report refreshed every "
-        f"{args.drift_refresh_s:g} s (its first run is before the rounds).\n"
+        f"{args.drift_refresh_s:g} s (its first run is before the rounds).\n\n"
+        + "".join(f"- {t.label}: {t.model}\n" for t in targets)
     )
     return head + "\n" + "\n".join(lines) + "\n"
 
@@ -344,6 +357,7 @@ def main() -> None:
     try:
         for t in targets:
             start(t.server, int(t.server.env["HP_PORT"]), tmp)
+            t.model = served_model(int(t.server.env["HP_PORT"]))
         measure_all(targets, payloads, private, args)
     finally:
         for t in targets:
