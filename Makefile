@@ -105,7 +105,7 @@ bench-shadow: install install-system ## /predict p99 at 8 connections with and w
 	$(PY) bench/shadow_bench.py $(BENCH_SHADOW_ARGS)
 
 .PHONY: bench-cds
-bench-cds: install ## p50/p99 of a CDS Hooks call with a full FHIR prefetch, sequential and at 8 connections
+bench-cds: install install-system ## p50/p99 of a CDS Hooks call with a full FHIR prefetch, sequential and at 8 connections
 	$(PY) bench/cds_bench.py $(BENCH_CDS_ARGS)
 
 .PHONY: soak

@@ -85,8 +85,8 @@ def start(server: Server, port: int, log_dir: Path, timeout_s: float = 180) -> N
     raise RuntimeError(f"{server.name} not ready after {timeout_s} s; see {log.name}")
 
 
-def tree_rss_mib(pid: int) -> float:
-    """RSS of a process and all its descendants (MiB), from /proc."""
+def process_tree(pid: int) -> list[int]:
+    """A process and all its descendants, from /proc."""
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -94,10 +94,18 @@ def tree_rss_mib(pid: int) -> float:
         except OSError:
             continue
         children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    total, todo = 0, [pid]
+    tree, todo = [], [pid]
     while todo:
         p = todo.pop()
+        tree.append(p)
         todo.extend(children.get(p, []))
+    return tree
+
+
+def tree_rss_mib(pid: int) -> float:
+    """RSS of a process and all its descendants (MiB), from /proc."""
+    total = 0
+    for p in process_tree(pid):
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
