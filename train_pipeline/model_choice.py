@@ -86,7 +86,7 @@ def choose_model(
         selection = select_model(
             task, train_df, CANDIDATES, base, budget or SearchBudget(), metric, seed
         )
-        model_type, params = selection.winner, dict(selection.best.params)
+        model_type, params = selection.winner, selection.params
     cv_params, treat_params = dict(params), dict(params)
     if model_type in BOOSTERS:
         rounds_key = "iterations" if model_type == "catboost" else "n_estimators"
