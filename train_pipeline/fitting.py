@@ -24,6 +24,11 @@ from train_pipeline.split import class_order, encode_labels
 
 logger = logging.getLogger(__name__)
 
+CALIBRATION_TWO_FOLD_ROWS = 10_000
+"""Above this many training rows a calibrated model's out-of-fold scores come from 2 folds, not
+`FitOptions.cv_folds` (the ED cohort: 2 CatBoost fits on half the rows instead of 3 on two
+thirds; each row still gets an out-of-fold score)."""
+
 
 @dataclass(frozen=True)
 class FitOptions:
@@ -76,7 +81,8 @@ def fit_diagnosis(
     if opts.calibration is None:
         pipe.fit(train, y, model__sample_weight=class_weights(y, opts.class_weight))
         return pipe, classes
-    folds = max(2, min(opts.cv_folds, int(np.bincount(y).min())))
+    folds = 2 if len(y) > CALIBRATION_TWO_FOLD_ROWS else opts.cv_folds
+    folds = max(2, min(folds, int(np.bincount(y).min())))
     model = calibrated(pipe.steps[-1][1], opts.calibration, folds, opts.seed, opts.class_weight)
     pipe.steps[-1] = ("model", model)
     pipe.fit(train, y)

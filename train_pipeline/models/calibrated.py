@@ -21,7 +21,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from train_pipeline.models.pipeline import class_weights
 
-METHODS: tuple[str, ...] = ("sigmoid", "isotonic")
+METHODS: tuple[str, ...] = ("sigmoid", "isotonic", "temperature")
 
 
 class ClassWeighted(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
