@@ -123,7 +123,7 @@ def _parser(env: CliDefaults | None = None) -> argparse.ArgumentParser:
     )
     t.add_argument(
         "--calibration",
-        choices=("auto", "none", "sigmoid", "isotonic"),
+        choices=("auto", "none", "sigmoid", "isotonic", "temperature"),
         default="auto",
         help="diagnosis calibration: auto (chosen by CV on the train split), off, or forced",
     )
