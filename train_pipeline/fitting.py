@@ -24,10 +24,12 @@ from train_pipeline.split import class_order, encode_labels
 
 logger = logging.getLogger(__name__)
 
+CALIBRATION_FOLDS = 3
+"""Folds of a calibrated model's out-of-fold scores (fixed, not `FitOptions.cv_folds`: retraining
+refits the champion's calibrated model the same way whatever CV its run used)."""
 CALIBRATION_TWO_FOLD_ROWS = 10_000
-"""Above this many training rows a calibrated model's out-of-fold scores come from 2 folds, not
-`FitOptions.cv_folds` (the ED cohort: 2 CatBoost fits on half the rows instead of 3 on two
-thirds; each row still gets an out-of-fold score)."""
+"""Above this many training rows 2 folds instead (the ED cohort: 2 CatBoost fits on half the rows
+instead of 3 on two thirds; each row still gets an out-of-fold score)."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,7 @@ def fit_diagnosis(
     if opts.calibration is None:
         pipe.fit(train, y, model__sample_weight=class_weights(y, opts.class_weight))
         return pipe, classes
-    folds = 2 if len(y) > CALIBRATION_TWO_FOLD_ROWS else opts.cv_folds
+    folds = 2 if len(y) > CALIBRATION_TWO_FOLD_ROWS else CALIBRATION_FOLDS
     folds = max(2, min(folds, int(np.bincount(y).min())))
     model = calibrated(pipe.steps[-1][1], opts.calibration, folds, opts.seed, opts.class_weight)
     pipe.steps[-1] = ("model", model)
