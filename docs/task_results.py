@@ -3,10 +3,11 @@
 `python -m docs.task_results` (make task-results): each task trains into its own MLflow store
 under ``--store`` (default ``task_results/``, git-ignored), with `make train`'s defaults
 (``--model auto``, the HP_TRAIN_* budget), then one Markdown table goes to ``--out``: the
-selected model, held-out macro-F1 and ROC-AUC with bootstrap 95 % intervals, logistic regression
-and the majority class on the same held-out rows, the champion gate, the operating point where
-the task configures one, and the seconds each task took. A documentation tool: it calls
-`train_pipeline.train.train` like the CLI does.
+selected model, held-out macro-F1 (at the operating point's threshold where the task has one) and
+ROC-AUC with bootstrap 95 % intervals, logistic regression and the majority class on the same
+held-out rows, the calibration error before and after calibration, the champion gate, the
+operating point where the task configures one, and the seconds each task took. A documentation
+tool: it calls `train_pipeline.train.train` like the CLI does.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from train_pipeline.train import TrainResult, train
 
 HEADER = (
     "| task | selected (CV score) | held-out macro-F1 [95 % CI] | ROC-AUC [95 % CI] | "
-    "logistic regression macro-F1 | majority macro-F1 | calibration error | gate | "
+    "logistic regression macro-F1 | majority macro-F1 | calibration error (before → after) | "
+    "gate | "
     "operating point (held-out) | seconds |"
 )
 
@@ -52,14 +54,19 @@ def row(result: TrainResult, seconds: float) -> str:
             f"t={m['op_threshold']:.3f}: sens {_ci(m, 'op_sensitivity')}, "
             f"spec {_ci(m, 'op_specificity')}"
         )
+    # a binary task with an operating point decides at its threshold, not at the argmax
+    f1 = _ci(m, "op_f1_macro") + " at t" if "op_f1_macro" in m else _ci(m, "f1_macro")
+    calibration = f"{m['calibration_error']:.3f} (not calibrated)"
+    if m.get("calibrated"):
+        calibration = f"{m['calibration_error_uncalibrated']:.3f} → {m['calibration_error']:.3f}"
     cells = [
         result.task,
         chosen,
-        _ci(m, "f1_macro"),
+        f1,
         _ci(m, "roc_auc_ovr"),
         f"{m['baseline_logreg_f1_macro']:.3f}",
         f"{m['baseline_majority_f1_macro']:.3f}",
-        f"{m['calibration_error']:.3f}",
+        calibration,
         gate,
         op,
         f"{seconds:.0f}",

@@ -26,6 +26,7 @@ from train_pipeline.fitting import (
     fit_treatment,
     threads_params,
 )
+from train_pipeline.models.calibrated import METHODS
 from train_pipeline.models.pipeline import DEFAULT_PARAMS
 from train_pipeline.split import split_dataset
 from train_pipeline.train import clean_frame, resolve_task
@@ -202,7 +203,8 @@ def score_both(p: Prepared, out: Assessment) -> tuple[dict[str, float], dict[str
 
 def fit_options(config: RetrainConfig, p: Prepared) -> tuple[FitOptions, dict[str, Any]]:
     """Options and treatment parameters: the champion's recipe (its logged booster
-    parameters, per model), then the config's threads and overrides (applied to both)."""
+    parameters, per model, and its calibration method), then the config's threads and
+    overrides (applied to both)."""
     model_type = config.model_type or p.champion.meta.model_type
     same_kind = model_type == p.champion.meta.model_type
     base = DEFAULT_PARAMS[model_type]
@@ -215,7 +217,11 @@ def fit_options(config: RetrainConfig, p: Prepared) -> tuple[FitOptions, dict[st
     )
     params = {**base, **diag, **extra}
     treat_params = {**base, **(treat or diag), **extra}
-    return FitOptions(model_type=model_type, seed=p.seed, params=params), treat_params
+    # the champion's calibration is part of its recipe (run param ``calibration``)
+    method = p.champion.run_params.get("calibration") if same_kind else None
+    calibration = method if method in METHODS else None
+    opts = FitOptions(model_type=model_type, seed=p.seed, params=params, calibration=calibration)
+    return opts, treat_params
 
 
 @dataclass

@@ -174,6 +174,7 @@ def log_run(
         "n_feedback": t.n_feedback,
         "data_path": str(config.data_path),
         "retrain_of": p.champion.run_id,
+        "calibration": t.opts.calibration or "none",
         **{f"model_{k}": v for k, v in t.opts.params.items()},
         **{f"treatment_model_{k}": v for k, v in t.treatment_params.items()},
     }

@@ -62,6 +62,7 @@ def trained_store(tmp_path_factory: pytest.TempPathFactory, cohort_csv: Path) ->
         seed=TINY_SEED,
         iterations=TINY_TREES,
         threads=1,
+        calibration="none",  # every fast path on; calibrated bundles have tests of their own
     )
     assert result.diagnosis_version and result.treatment_version
     return TrainedStore(

@@ -121,6 +121,12 @@ def _parser(env: CliDefaults | None = None) -> argparse.ArgumentParser:
         default=env.train_time_budget_s,
         help="auto: seconds per candidate family at most (HP_TRAIN_TIME_BUDGET_S)",
     )
+    t.add_argument(
+        "--calibration",
+        choices=("auto", "none", "sigmoid", "isotonic", "temperature"),
+        default="auto",
+        help="diagnosis calibration: auto (chosen by CV on the train split), off, or forced",
+    )
     t.add_argument("--seed", type=int, default=42)
     t.add_argument("--iterations", type=int, default=None, help="boosting rounds (300)")
     t.add_argument("--rows", type=int, default=None, help="use only the first N rows")
@@ -205,6 +211,7 @@ def _train(args: argparse.Namespace) -> int:
             model_names=(args.diagnosis_model_name, args.treatment_model_name),
             alias=args.alias,
             allow_no_signal=args.allow_no_signal,
+            calibration=args.calibration,
             budget=SearchBudget(trials=args.trials, time_budget_s=args.time_budget),
             progress=progress,
         )

@@ -65,6 +65,7 @@ class FittedRun:
             "n_test": len(self.test_df),
             "cv_folds": choice.opts.cv_folds,
             "class_weight": choice.opts.class_weight,
+            "calibration": choice.opts.calibration or "none",
             "data_path": str(self.data_path or "frame"),
             **{f"model_{k}": v for k, v in choice.params.items()},
             **{f"treatment_model_{k}": v for k, v in choice.treat_params.items()},

@@ -16,12 +16,20 @@ from train_pipeline import evaluate as ev
 from train_pipeline.contract import TaskContract
 from train_pipeline.fast_path.pipeline import FastPipeline
 from train_pipeline.models import baseline, diagnosis, treatment
+from train_pipeline.models.calibrated import base_model, calibrated, calibration_method
 from train_pipeline.models.coherence import coherent_choice, learn_allowed_pairs, merge_overrides
 from train_pipeline.models.pipeline import class_weights
 from train_pipeline.models.treatment import DIAGNOSIS_COLUMN
 from train_pipeline.split import class_order, encode_labels
 
 logger = logging.getLogger(__name__)
+
+CALIBRATION_FOLDS = 3
+"""Folds of a calibrated model's out-of-fold scores (fixed, not `FitOptions.cv_folds`: retraining
+refits the champion's calibrated model the same way whatever CV its run used)."""
+CALIBRATION_TWO_FOLD_ROWS = 10_000
+"""Above this many training rows 2 folds instead (the ED cohort: 2 CatBoost fits on half the rows
+instead of 3 on two thirds; each row still gets an out-of-fold score)."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,7 @@ class FitOptions:
     cv_params: dict[str, Any] = field(default_factory=dict)
     class_weight: str = "sqrt_balanced"
     explain_rows: int = 400
+    calibration: str | None = None  # "sigmoid" / "isotonic": the diagnosis model's calibration
 
 
 @dataclass
@@ -63,12 +72,22 @@ def threads_params(model_type: str, threads: int | None) -> dict[str, Any]:
 def fit_diagnosis(
     task: TaskContract, train: pd.DataFrame, opts: FitOptions, params: dict[str, Any]
 ) -> tuple[Pipeline, list[str]]:
-    """Fit the diagnosis pipeline with class weights; returns it and its class codes."""
+    """Fit the diagnosis pipeline with class weights; returns it and its class codes.
+
+    With ``opts.calibration`` the model step is calibrated (`models.calibrated`): the class
+    weights go to the classifier inside it, never to the calibrators."""
     target = task.diagnosis.name
     classes = class_order(task.diagnosis.codes, train[target].astype(str).unique())
     y = encode_labels(train[target], classes)
     pipe = diagnosis.build_pipeline(task, opts.model_type, params, opts.seed)
-    pipe.fit(train, y, model__sample_weight=class_weights(y, opts.class_weight))
+    if opts.calibration is None:
+        pipe.fit(train, y, model__sample_weight=class_weights(y, opts.class_weight))
+        return pipe, classes
+    folds = 2 if len(y) > CALIBRATION_TWO_FOLD_ROWS else CALIBRATION_FOLDS
+    folds = max(2, min(folds, int(np.bincount(y).min())))
+    model = calibrated(pipe.steps[-1][1], opts.calibration, folds, opts.seed, opts.class_weight)
+    pipe.steps[-1] = ("model", model)
+    pipe.fit(train, y)
     return pipe, classes
 
 
@@ -132,22 +151,39 @@ def assess_diagnosis(
         y_test, pred, classes, "Diagnosis (held-out)"
     )
     out.texts["classification_report_diagnosis.txt"] = ev.report_text(y_test, pred, classes)
+    judge_diagnosis(task, train, test, out, proba_all.argmax(axis=1), seed)
+    if explain:
+        explain_diagnosis(test, out, seed)
+    return np.asarray(np.array(classes, dtype=object)[proba_all.argmax(axis=1)])
+
+
+def judge_diagnosis(
+    task: TaskContract,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    out: Assessment,
+    pred: np.ndarray,
+    seed: int,
+) -> None:
+    """The diagnosis model's held-out predictions ``pred`` (class indices, every row of
+    ``test``) against the majority class and logistic regression: ``out.baselines`` and the
+    ``diagnosis_baseline_*`` / ``beats_*`` metrics, which the champion gate reads."""
+    classes, target = out.diagnosis_classes, task.diagnosis.name
+    y_all = encode_labels(test[target], classes)
+    keep = y_all >= 0
     out.baselines["diagnosis"] = _baselines(
         task.features,
         train,
         encode_labels(train[target], classes),
         test.loc[keep],
-        y_test,
-        pred,
+        y_all[keep],
+        np.asarray(pred)[keep],
         len(classes),
         seed,
         out.metrics,
         "diagnosis",
-        _model_name(pipe),
+        _model_name(out.diagnosis_pipeline),
     )
-    if explain:
-        explain_diagnosis(test, out, seed)
-    return np.asarray(np.array(classes, dtype=object)[proba_all.argmax(axis=1)])
 
 
 def explain_diagnosis(test: pd.DataFrame, out: Assessment, seed: int, rows: int = 400) -> None:
@@ -161,7 +197,10 @@ def explain_diagnosis(test: pd.DataFrame, out: Assessment, seed: int, rows: int 
 
 
 def _model_name(pipe: Pipeline) -> str:
-    return type(pipe.named_steps["model"]).__name__
+    model = pipe.named_steps["model"]
+    method = calibration_method(model)
+    name = type(base_model(model)).__name__
+    return f"{name} ({method} calibration)" if method else name
 
 
 def _baselines(

@@ -7,15 +7,25 @@ family is fitted with its defaults and the run's rounds and threads, no search.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from train_pipeline.calibration import CalibrationChoice, choose_calibration
 from train_pipeline.contract import TaskContract
 from train_pipeline.fitting import FitOptions, threads_params
 from train_pipeline.models.pipeline import BOOSTERS, DEFAULT_PARAMS
-from train_pipeline.selection import CANDIDATES, SearchBudget, Selection, select_model
+from train_pipeline.selection import (
+    CANDIDATES,
+    SearchBudget,
+    Selection,
+    out_of_fold,
+    select_model,
+)
+from train_pipeline.split import class_order
 
 AUTO = "auto"
 
@@ -28,6 +38,8 @@ class ModelChoice:
     opts: FitOptions
     treat_params: dict[str, Any]
     selection: Selection | None = None  # the model search behind an ``auto`` choice
+    calibration: CalibrationChoice | None = None  # `with_calibration`'s decision
+    oof: tuple[np.ndarray, np.ndarray] | None = None  # out-of-fold (labels, proba) as served
 
     @property
     def params(self) -> dict[str, Any]:
@@ -48,6 +60,8 @@ def choose_model(
     cv_folds: int = 3,
     budget: SearchBudget | None = None,
     metric: str = "f1_macro",
+    calibration: str = "auto",
+    progress: Callable[[str], None] | None = None,
 ) -> ModelChoice:
     """The model and parameters to fit on `train_df` (the train split, never the held-out rows).
 
@@ -56,6 +70,8 @@ def choose_model(
         iterations: boosting rounds (None: the family's default); CV and treatment use fewer.
         threads: booster threads (None: all cores).
         budget / metric: the search's budget and the task's primary metric (``auto`` only).
+        calibration: `with_calibration`'s mode, run after the choice (stage ``calibrate``
+            reported to ``progress``).
     """
 
     def base(family: str) -> dict[str, Any]:
@@ -70,7 +86,7 @@ def choose_model(
         selection = select_model(
             task, train_df, CANDIDATES, base, budget or SearchBudget(), metric, seed
         )
-        model_type, params = selection.winner, dict(selection.best.params)
+        model_type, params = selection.winner, selection.params
     cv_params, treat_params = dict(params), dict(params)
     if model_type in BOOSTERS:
         rounds_key = "iterations" if model_type == "catboost" else "n_estimators"
@@ -79,7 +95,39 @@ def choose_model(
     opts = FitOptions(
         model_type=model_type, seed=seed, params=params, cv_folds=cv_folds, cv_params=cv_params
     )
-    return ModelChoice(opts=opts, treat_params=treat_params, selection=selection)
+    choice = ModelChoice(opts=opts, treat_params=treat_params, selection=selection)
+    if progress is not None:
+        progress("calibrate")
+    return with_calibration(choice, task, train_df, metric, budget, calibration)
+
+
+def with_calibration(
+    choice: ModelChoice,
+    task: TaskContract,
+    train_df: pd.DataFrame,
+    metric: str,
+    budget: SearchBudget | None = None,
+    mode: str = "auto",
+) -> ModelChoice:
+    """The choice with its calibration decided (`calibration.choose_calibration`) on the
+    out-of-fold probabilities of the training split: the search's winning trial's, or a CV of
+    a forced model (the search's rows and rounds). ``oof`` keeps them as they will be served
+    (calibrated when a method is chosen), for the operating point. ``mode``: ``auto``,
+    ``none`` (no calibration, nothing compared) or a method to apply whatever the comparison."""
+    if mode == "none":
+        return choice
+    opts = choice.opts
+    if choice.selection is not None:
+        y, proba = choice.selection.oof_y, choice.selection.oof_proba
+    else:
+        y, proba = out_of_fold(
+            task, train_df, opts.model_type, opts.params, budget or SearchBudget(), opts.seed
+        )
+    classes = class_order(task.diagnosis.codes, train_df[task.diagnosis.name].astype(str).unique())
+    forced = None if mode == "auto" else mode
+    cal = choose_calibration(y, proba, classes, metric, opts.seed, forced)
+    opts = replace(opts, calibration=cal.method)
+    return replace(choice, opts=opts, calibration=cal, oof=(y, cal.oof_proba))
 
 
 def _scaled(params: dict[str, Any], rounds_key: str, rounds: float, rate: float) -> dict[str, Any]:

@@ -136,7 +136,9 @@ def markdown(op: OperatingPoint, report: dict[str, float], positive: str) -> str
             "",
             f"Positive class `{positive}` when its probability ≥ **{op.threshold:.4f}**, chosen "
             f"on out-of-fold predictions of the training split ({op.rule}: out of fold "
-            f"sensitivity {op.oof_sensitivity:.3f}, specificity {op.oof_specificity:.3f}).",
+            f"sensitivity {op.oof_sensitivity:.3f}, specificity {op.oof_specificity:.3f}). "
+            "The baseline comparison and the champion gate judge the predictions at this "
+            "threshold.",
             "",
             "| held-out at the threshold | value | 95 % bootstrap interval |",
             "|---|---|---|",

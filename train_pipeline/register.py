@@ -195,11 +195,13 @@ def _log_model(
         pip_requirements=pip_requirements(),
     )
     version = str(info.registered_model_version)
-    for key, value in (
-        ("run_id", meta.run_id),
-        ("role", role),
-        ("contract_fingerprint", meta.contract_fingerprint),
-    ):
+    tags = {"run_id": meta.run_id, "role": role, "contract_fingerprint": meta.contract_fingerprint}
+    if role == "diagnosis" and meta.decision_threshold is not None:
+        # a binary task's operating point travels with the version: its pyfunc returns
+        # probabilities, the positive class is predicted at or above this threshold
+        tags["decision_threshold"] = repr(float(meta.decision_threshold))
+        tags["positive_class"] = meta.diagnosis_classes[1]
+    for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
     return version
 

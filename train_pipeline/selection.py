@@ -5,9 +5,10 @@ training rows only (never the held-out rows) on the task's primary metric.
 Budget: `SearchBudget` (``--trials`` / ``--time-budget``, ``HP_TRAIN_TRIALS`` /
 ``HP_TRAIN_TIME_BUDGET_S``). On a large training split the search cross-validates a stratified
 sample of at most ``max_rows`` rows, with boosters at a quarter of their rounds and twice the
-learning rate (the convention of the CV stage, `model_choice._scaled`); the winner is refitted on
-the whole split with its full rounds. No MLflow here: `trials` are logged as nested runs by
-`register.log_bundle`.
+learning rate (the convention of the CV stage, `model_choice._scaled`); the families that come
+within a margin of the best then get a second look at full fidelity (`confirmation`), and the
+winner is refitted on the whole split with its full rounds. No MLflow here: `trials` are logged
+as nested runs by `register.log_bundle`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sklearn.metrics import fbeta_score
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from train_pipeline import evaluate as ev
+from train_pipeline.confirmation import second_look
 from train_pipeline.contract import TaskContract
 from train_pipeline.models import diagnosis
 from train_pipeline.models.pipeline import BOOSTERS, class_weights
@@ -83,12 +85,26 @@ class Selection:
     n_rows: int
     oof_y: np.ndarray = field(repr=False)
     oof_proba: np.ndarray = field(repr=False)
+    confirmed: dict[str, float] = field(default_factory=dict)  # the second look's scores
+    confirmed_params: dict[str, Any] | None = None  # the second look's winning parameters
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The winner's final parameters (the second look's choice, else the search's)."""
+        return dict(self.confirmed_params or self.best.params)
 
     @property
     def best(self) -> CandidateResult:
         return next(c for c in self.candidates if c.family == self.winner)
 
     def reason(self) -> str:
+        if self.confirmed:
+            looks = ", ".join(f"{f} {v:.4f}" for f, v in self.confirmed.items())
+            return (
+                f"{self.winner} won the second look at full fidelity on a validation slice "
+                f"of the training split ({self.metric}: {looks}) after the search on "
+                f"{self.n_rows} sampled rows"
+            )
         others = [c for c in self.candidates if c.family != self.winner]
         versus = ", ".join(f"{c.family} {c.cv_mean:.4f}" for c in others) or "no other candidate"
         return (
@@ -99,6 +115,10 @@ class Selection:
     def metrics(self) -> dict[str, float]:
         out = {f"selection_{c.family}_cv_{self.metric}": c.cv_mean for c in self.candidates}
         out |= {f"selection_{c.family}_cv_std": c.cv_std for c in self.candidates}
+        out |= {
+            f"selection_{k.replace(' (defaults)', '_defaults')}_second_look_{self.metric}": v
+            for k, v in self.confirmed.items()
+        }
         return out | {"selection_trials": float(len(self.trials))}
 
     def markdown(self) -> str:
@@ -193,7 +213,6 @@ def select_model(
         base_params: family -> its final parameters before tuning (rounds, threads).
     """
     folds_ = _folds(task, train, budget, seed, metric)
-    data, y = folds_.data, folds_.y
     full_rounds = len(train) <= budget.max_rows // 3
     results: list[CandidateResult] = []
     trials: list[TrialRecord] = []
@@ -218,11 +237,43 @@ def select_model(
         trials += _records(family, study)
         if "proba" in best:
             oof[family] = best["proba"]
+    return _winner(task, train, folds_, results, trials, oof, base_params)
+
+
+def _winner(
+    task: TaskContract,
+    train: pd.DataFrame,
+    f: _Folds,
+    results: list[CandidateResult],
+    trials: list[TrialRecord],
+    oof: dict[str, np.ndarray],
+    base_params: BaseParams,
+) -> Selection:
+    """The best CV score wins; after a search on a sample, the second look's best
+    (`confirmation.second_look`)."""
     done = [r for r in results if np.isfinite(r.cv_mean)]
     if not done:
         raise ValueError("model selection: no candidate completed a trial")
-    winner = max(done, key=lambda r: r.cv_mean).family
-    return Selection(winner, metric, tuple(results), tuple(trials), len(data), y, oof[winner])
+    winner, final, looks = max(done, key=lambda r: r.cv_mean).family, None, {}
+    if len(f.data) < len(train):
+        y_all = encode_labels(train[task.diagnosis.name], f.classes)
+        score = lambda y, p: fold_score(f.metric, y, p, f.classes)  # noqa: E731
+        looks = second_look(task, train, y_all, done, base_params, score, f.seed)
+    if looks:
+        label = max(looks, key=lambda k: looks[k][0])
+        winner, final = label.split(" ")[0], looks[label][1]
+    scores = {k: v[0] for k, v in looks.items()}
+    return Selection(
+        winner,
+        f.metric,
+        tuple(results),
+        tuple(trials),
+        len(f.data),
+        f.y,
+        oof[winner],
+        scores,
+        final,
+    )
 
 
 def _defaults(family: str, base: dict[str, Any]) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from train_pipeline.fitting import (
     fit_diagnosis,
 )
 from train_pipeline.gate import GateVerdict, signal_gate
-from train_pipeline.held_out import add_intervals, add_operating_point
+from train_pipeline.held_out import add_held_out, add_operating_point
 from train_pipeline.model_choice import ModelChoice, choose_model
 from train_pipeline.selection import SearchBudget, Selection
 from train_pipeline.split import split_dataset
@@ -46,6 +46,7 @@ STAGES = (
     "clean",
     "split",
     "select",
+    "calibrate",
     "cv",
     "fit diagnosis",
     "fit treatment",
@@ -172,6 +173,7 @@ def train(
     frame: pd.DataFrame | None = None,
     promote: bool = True,
     allow_no_signal: bool = False,
+    calibration: str = "auto",
     budget: SearchBudget | None = None,
     progress: Progress = _noop,
 ) -> TrainResult:
@@ -190,6 +192,7 @@ def train(
             register only, e.g. a challenger). Even when True, the alias moves only when
             the diagnosis model passes the champion gate (`train_pipeline.gate`).
         allow_no_signal: move the alias even when the gate finds no signal (explicit override).
+        calibration: ``auto`` (`model_choice.with_calibration`), ``none`` or a forced method.
     """
     start = time.perf_counter()
     timer = _StageTimer(progress)
@@ -200,13 +203,11 @@ def train(
     choice = choose_model(
         contract, train_df, model_type=model_type, seed=seed, iterations=iterations,
         threads=threads, cv_folds=cv_folds, budget=budget, metric=config.primary_metric,
+        calibration=calibration, progress=timer.enter,
     )  # fmt: skip
     out = _fit_stage(contract, train_df, choice, timer.enter)
-    if choice.selection is not None:
-        out.metrics |= {f"diagnosis_{k}": v for k, v in choice.selection.metrics().items()}
-        out.texts["model_selection.md"] = choice.selection.markdown() + "\n"
     pred_diag = _evaluate_stage(contract, train_df, test_df, out, choice, timer.enter)
-    add_intervals(contract, test_df, out, seed)
+    add_held_out(contract, test_df, out, choice)
     if config.operating_point is not None:
         timer.enter("operating point")
         add_operating_point(config, contract, train_df, test_df, out, choice, budget)
@@ -257,13 +258,17 @@ def _split_stage(
 def _fit_stage(
     contract: TaskContract, train_df: pd.DataFrame, choice: ModelChoice, progress: Progress
 ) -> Assessment:
-    """Stages "cv" and "fit diagnosis": CV scores on the train split, then the fitted model."""
+    """Stages "cv" and "fit diagnosis": CV scores on the train split, then the fitted model
+    (and the model search's scores and card section)."""
     progress("cv")
     cv = cross_validate(contract, train_df, choice.opts, choice.cv_params)
     progress("fit diagnosis")
     pipe, classes = fit_diagnosis(contract, train_df, choice.opts, choice.params)
     out = Assessment(diagnosis_pipeline=pipe, diagnosis_classes=classes)
     out.metrics |= {f"diagnosis_{k}": v for k, v in cv.items()}
+    if choice.selection is not None:
+        out.metrics |= {f"diagnosis_{k}": v for k, v in choice.selection.metrics().items()}
+        out.texts["model_selection.md"] = choice.selection.markdown() + "\n"
     return out
 
 

@@ -137,9 +137,10 @@ class Predictor:
             model = bundle.diagnosis if path.startswith("diagnosis") else bundle.treatment
             if used or (path.endswith("forest") and model.kind != "catboost"):
                 continue  # (the forest exists for CatBoost models only)
+            why = "calibrated model" if model.calibrated is not None else "not verified"
             logger.warning(
                 "fast path disabled for this bundle; its plain path serves",
-                extra={"path": path, "run_id": bundle.run_id},
+                extra={"path": path, "run_id": bundle.run_id, "reason": why},
             )
             metrics.fast_path_disabled(path)
 

@@ -1,10 +1,13 @@
-"""The champion gate, end to end through `python -m train_pipeline train` (real SQLite MLflow
-store, real training on the real Pima CSV): shuffled labels carry no signal, so the versions are
-registered WITHOUT the alias and the command exits non-zero; `--allow-no-signal` overrides; the
-real labels pass."""
+"""The champion gate, end to end through `python -m train_pipeline train` run as a command (a
+child process, real SQLite MLflow store, real training on the real Pima CSV): shuffled labels
+carry no signal, so the versions are registered WITHOUT the alias and the command exits
+non-zero with a message saying why; `--allow-no-signal` overrides; the real labels pass."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +16,7 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from train_pipeline.__main__ import main
+from train_pipeline.__main__ import PROJECT_ROOT
 from train_pipeline.gate import NO_SIGNAL_EXIT
 from train_pipeline.task_config import load_task_config
 
@@ -35,29 +38,24 @@ def _csv(tmp: Path, shuffle: bool) -> Path:
     return out
 
 
-def _run(tmp: Path, csv: Path, *extra: str) -> tuple[int, str]:
+def _run(tmp: Path, csv: Path, *extra: str) -> tuple[int, str, str]:
+    """``python -m train_pipeline train ...`` in a child process: (exit code, URI, output)."""
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    code = main(
-        [
-            "train",
-            "--task",
-            TASK,
-            "--data",
-            str(csv),
-            "--model",
-            "catboost",
-            "--iterations",
-            "40",
-            "--threads",
-            "1",
-            "--tracking-uri",
-            uri,
-            "--bentoml-home",
-            str(tmp / "bentoml"),
-            *extra,
-        ]
+    args = [
+        *("--task", TASK, "--data", str(csv), "--model", "catboost"),
+        *("--iterations", "40", "--threads", "1", "--tracking-uri", uri),
+        *("--bentoml-home", str(tmp / "bentoml"), *extra),
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HP_", "MLFLOW_"))}
+    proc = subprocess.run(
+        [sys.executable, "-m", "train_pipeline", "train", *args],
+        cwd=PROJECT_ROOT,
+        env={**env, "COLUMNS": "400"},
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
-    return code, uri
+    return proc.returncode, uri, proc.stdout + proc.stderr
 
 
 def _alias_version(uri: str) -> str | None:
@@ -69,8 +67,10 @@ def _alias_version(uri: str) -> str | None:
 
 
 def test_shuffled_labels_do_not_get_the_champion_alias(tmp_path: Path) -> None:
-    code, uri = _run(tmp_path, _csv(tmp_path, shuffle=True))
-    assert code == NO_SIGNAL_EXIT
+    code, uri, output = _run(tmp_path, _csv(tmp_path, shuffle=True))
+    assert code == NO_SIGNAL_EXIT, output
+    assert "'champion' NOT set: the diagnosis model has no demonstrable signal" in output
+    assert "--allow-no-signal sets it anyway" in output
     assert _alias_version(uri) is None
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     versions = client.search_model_versions(f"name='{NAME}'")
@@ -83,8 +83,8 @@ def test_shuffled_labels_do_not_get_the_champion_alias(tmp_path: Path) -> None:
         (tmp_path / "bentoml" / "models").iterdir()
     )
     # the explicit override aliases the next (equally signal-less) version and exits 0
-    code, _ = _run(tmp_path, _csv(tmp_path, shuffle=True), "--allow-no-signal")
-    assert code == 0
+    code, _, output = _run(tmp_path, _csv(tmp_path, shuffle=True), "--allow-no-signal")
+    assert code == 0, output
     assert _alias_version(uri) == "2"
     tags = (
         MlflowClient(tracking_uri=uri).get_run(client.get_model_version(NAME, "2").run_id).data.tags
@@ -93,6 +93,6 @@ def test_shuffled_labels_do_not_get_the_champion_alias(tmp_path: Path) -> None:
 
 
 def test_real_labels_pass_the_gate(tmp_path: Path) -> None:
-    code, uri = _run(tmp_path, _csv(tmp_path, shuffle=False))
-    assert code == 0
+    code, uri, output = _run(tmp_path, _csv(tmp_path, shuffle=False))
+    assert code == 0, output
     assert _alias_version(uri) == "1"

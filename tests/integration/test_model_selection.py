@@ -22,6 +22,15 @@ TASK = "pima_diabetes"
 BUDGET = SearchBudget(trials=3, time_budget_s=60.0)
 
 
+def base(family: str) -> dict[str, object]:
+    """Small boosters for the direct `select_model` calls."""
+    return (
+        {"iterations": 40, "thread_count": 1}
+        if family == "catboost"
+        else ({"n_estimators": 40, "n_jobs": 1} if family == "xgboost" else {})
+    )
+
+
 def test_auto_selects_the_best_cv_candidate_and_logs_every_trial(tmp_path: Path) -> None:
     csv = load_task_config(TASK).resolve_csv()
     if not csv.is_file():  # the shared data is part of this machine's setup: fail, never skip
@@ -70,13 +79,6 @@ def test_the_search_is_seeded_and_uses_the_primary_metric() -> None:
     df = load_task_data(config.resolve_csv(), task, config)
     train_df, _ = split_dataset(df, task.feature_names, task.diagnosis.name, 0.2, 1)
 
-    def base(family: str) -> dict[str, object]:
-        return (
-            {"iterations": 40, "thread_count": 1}
-            if family == "catboost"
-            else ({"n_estimators": 40, "n_jobs": 1} if family == "xgboost" else {})
-        )
-
     budget = SearchBudget(trials=2, time_budget_s=60.0)
     runs = [select_model(task, train_df, CANDIDATES, base, budget, "roc_auc", 3) for _ in range(2)]
     a, b = runs
@@ -85,3 +87,46 @@ def test_the_search_is_seeded_and_uses_the_primary_metric() -> None:
     assert all(0.5 < c.cv_mean <= 1 for c in a.candidates)  # ROC-AUC, not macro-F1
     assert a.oof_proba.shape == (len(train_df), 2)
     np.testing.assert_allclose(a.oof_proba.sum(axis=1), 1.0)
+
+
+def test_a_sampled_search_takes_a_second_look_at_full_fidelity(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A search on a sample of the training split (the ED cohort's case) re-scores the families
+    within the margin fitted at full fidelity on the training rows outside a validation slice;
+    the best of that second look wins. (The margin is widened here so every family gets it.)"""
+    from train_pipeline import confirmation, selection
+
+    monkeypatch.setattr(confirmation, "CONFIRM_MARGIN", 1.0)
+    config = load_task_config(TASK)
+    task = config.to_contract()
+    df = load_task_data(config.resolve_csv(), task, config)
+    train_df, _ = split_dataset(df, task.feature_names, task.diagnosis.name, 0.2, 1)
+
+    budget = SearchBudget(trials=1, time_budget_s=60.0, max_rows=300)
+    sel = select_model(task, train_df, CANDIDATES, base, budget, "f1_macro", 3)
+    assert sel.n_rows == 300 < len(train_df)
+    # every family, with its tuned and (where they differ) its default parameters
+    assert {label.split(" ")[0] for label in sel.confirmed} == set(CANDIDATES)
+    best = max(sel.confirmed, key=lambda k: sel.confirmed[k])
+    assert sel.winner == best.split(" ")[0]
+    if best.endswith("(defaults)"):
+        assert sel.params == base(sel.winner)
+    else:
+        assert sel.params == sel.best.params
+    assert "second look" in sel.reason()
+    assert f"selection_{sel.winner}_second_look_f1_macro" in sel.metrics()
+    # the second look's score of a family is its full-fidelity fit on the rows outside the slice
+    y = selection.encode_labels(train_df[task.diagnosis.name], ["no_diabetes", "diabetes"])
+    again = confirmation.confirm(
+        task,
+        train_df,
+        y,
+        {"logreg": next(c.params for c in sel.candidates if c.family == "logreg")},
+        lambda yy, pp: selection.fold_score("f1_macro", yy, pp, ["a", "b"]),
+        3,
+    )
+    assert again["logreg"] == pytest.approx(sel.confirmed["logreg"])
+    # without sampling there is no second look
+    full = select_model(task, train_df, ("logreg",), base, SearchBudget(trials=1), "f1_macro", 3)
+    assert full.confirmed == {}

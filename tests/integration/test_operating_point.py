@@ -67,5 +67,11 @@ def test_binary_task_stores_its_operating_point(tmp_path: Path) -> None:
         Path(client.download_artifacts(result.run_id, "bundle_meta.json")).read_text()
     )
     assert meta["decision_threshold"] == threshold
+    # the registered version carries it too (the API serves the ED cohort only)
+    version = client.get_model_version(
+        "healthpredict-heart_cleveland-diagnosis", result.diagnosis_version
+    )
+    assert float(version.tags["decision_threshold"]) == threshold
+    assert version.tags["positive_class"] == result.meta.diagnosis_classes[1]
     card = Path(client.download_artifacts(result.run_id, "model_card.md")).read_text()
     assert "Operating point" in card and "sensitivity>=0.9" in card

@@ -5,6 +5,11 @@ checks it to 1e-6) from a ``dict[str, np.ndarray]`` of raw columns, without buil
 and without sklearn's per-call validation: it calls the same transformer cores
 (`ClinicalFeatures.transform_columns`, `TargetEncoder.transform_array`,
 `MedianImputer.transform_array`) and then the booster.
+
+A calibrated model step (`models.calibrated`: `CalibratedClassifierCV`) is served exactly:
+its own ``predict_proba`` scores the transformed matrix (no NumPy forest: the forest would skip
+the calibrators), while SHAP explains the classifier inside it, fitted on every training row
+(`calibrated` holds the step, `model` that classifier).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from sklearn.pipeline import Pipeline
 
 from train_pipeline.fast_path.forest import ObliviousForest
 from train_pipeline.features import ClinicalFeatures, MedianImputer, TargetEncoder
+from train_pipeline.models.calibrated import base_model, is_calibrated
 from train_pipeline.models.pipeline import output_sources
 
 MULTI_THREAD_ROWS = 4096
@@ -40,7 +46,9 @@ class FastPipeline:
         single_row_threads: CatBoost threads up to `MULTI_THREAD_ROWS` rows (1 avoids thread
             start-up and busy-waiting workers).
         forest: the CatBoost model's trees in NumPy (`ObliviousForest`, checked against
-            CatBoost when built), used up to `FOREST_MAX_ROWS` rows; None: CatBoost always.
+            CatBoost when built), used up to `FOREST_MAX_ROWS` rows; None: CatBoost always
+            (and always for a calibrated model).
+        calibrated: the calibrated model step that scores, None when `model` scores itself.
     """
 
     features: ClinicalFeatures
@@ -52,6 +60,7 @@ class FastPipeline:
     sources: list[list[str]]
     single_row_threads: int = 1
     forest: ObliviousForest | None = None
+    calibrated: Any = None
 
     @classmethod
     def from_pipeline(cls, pipeline: Pipeline, *, forest: bool = True) -> FastPipeline:
@@ -61,7 +70,10 @@ class FastPipeline:
         out when the model's predictions cannot be reproduced to its tolerance).
         """
         steps = pipeline.named_steps
-        model = steps["model"]
+        step = steps["model"]
+        model = base_model(step)
+        calibrated = step if is_calibrated(step) else None
+        forest = forest and calibrated is None
         name = type(model).__name__
         kind = (
             "catboost"
@@ -83,6 +95,7 @@ class FastPipeline:
             classes=np.asarray(model.classes_),
             sources=output_sources(pipeline),
             forest=ObliviousForest.from_model(model) if forest and kind == "catboost" else None,
+            calibrated=calibrated,
         )
 
     @property
@@ -102,6 +115,8 @@ class FastPipeline:
 
     def predict_proba_matrix(self, X: np.ndarray) -> np.ndarray:
         """Probabilities from an already transformed matrix."""
+        if self.calibrated is not None:
+            return np.asarray(self.calibrated.predict_proba(X))
         if self.forest is not None and X.shape[0] <= FOREST_MAX_ROWS:
             return self.forest.predict_proba(X)
         if self.kind == "linear":
