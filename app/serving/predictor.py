@@ -124,8 +124,8 @@ class Predictor:
             None if self._shared is None else self._shared.code_values(self._diag_classes)
         )
         self.fast_paths = {
-            "diagnosis_forest": bundle.diagnosis.forest is not None,
-            "treatment_forest": bundle.treatment.forest is not None,
+            "diagnosis_forest": bundle.diagnosis.forest_serves,
+            "treatment_forest": bundle.treatment.forest_serves,
             "shared_features": self._shared is not None,
         }
         if observe:
@@ -137,7 +137,7 @@ class Predictor:
             model = bundle.diagnosis if path.startswith("diagnosis") else bundle.treatment
             if used or (path.endswith("forest") and model.kind != "catboost"):
                 continue  # (the forest exists for CatBoost models only)
-            why = "calibrated model" if model.calibrated is not None else "not verified"
+            why = "calibrators not reproduced" if model.forest is not None else "not verified"
             logger.warning(
                 "fast path disabled for this bundle; its plain path serves",
                 extra={"path": path, "run_id": bundle.run_id, "reason": why},

@@ -92,22 +92,32 @@ def cohort() -> tuple[pd.DataFrame, pd.DataFrame]:
     return df.iloc[:1500].reset_index(drop=True), df.iloc[1500:].reset_index(drop=True)
 
 
-def _calibrated_pipeline(train: pd.DataFrame, family: str) -> Pipeline:
+def _calibrated_pipeline(train: pd.DataFrame, family: str, method: str = "isotonic") -> Pipeline:
     params = {"iterations": 25, "thread_count": 1} if family == "catboost" else {}
-    opts = FitOptions(model_type=family, seed=1, params=params, calibration="isotonic")
+    opts = FitOptions(model_type=family, seed=1, params=params, calibration=method)
     pipe, _ = fit_diagnosis(ED_COHORT, train, opts, params)
     return pipe
 
 
-@pytest.mark.parametrize("family", ["catboost", "logreg"])
+@pytest.mark.parametrize(
+    ("family", "method"),
+    [
+        ("catboost", "isotonic"),
+        ("catboost", "sigmoid"),
+        ("catboost", "temperature"),
+        ("logreg", "isotonic"),
+    ],
+)
 def test_the_fast_path_serves_a_calibrated_pipeline_exactly(
-    cohort: tuple[pd.DataFrame, pd.DataFrame], family: str
+    cohort: tuple[pd.DataFrame, pd.DataFrame], family: str, method: str
 ) -> None:
+    """Up to FOREST_MAX_ROWS rows a calibrated CatBoost is scored by its own calibrators
+    reading the NumPy forest; above, by the step itself: both equal the pipeline."""
     train, test = cohort
-    pipe = _calibrated_pipeline(train, family)
+    pipe = _calibrated_pipeline(train, family, method)
     fast = FastPipeline.from_pipeline(pipe)
     assert fast.calibrated is pipe.named_steps["model"]
-    assert fast.forest is None  # the NumPy forest would skip the calibrators
+    assert fast.forest_serves is (family == "catboost")
     rows = test.head(300)
     cols = {c: rows[c].to_numpy() for c in rows.columns}
     expected = pipe.predict_proba(rows)
@@ -115,6 +125,8 @@ def test_the_fast_path_serves_a_calibrated_pipeline_exactly(
     for i in (0, 7):  # single rows too
         one = {c: v[i : i + 1] for c, v in cols.items()}
         np.testing.assert_allclose(fast.predict_proba(one), expected[i : i + 1], atol=1e-12)
+    small = {c: v[:100] for c, v in cols.items()}  # the forest's range (FOREST_MAX_ROWS)
+    np.testing.assert_allclose(fast.predict_proba(small), expected[:100], rtol=0, atol=1e-12)
     uncalibrated = base_model(pipe.named_steps["model"]).predict_proba(pipe[:-1].transform(rows))
     assert not np.allclose(expected, uncalibrated, atol=1e-3)  # calibration did something
     # explanations: the classifier inside (SHAP in its raw-score units), every field named

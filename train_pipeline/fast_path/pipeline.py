@@ -6,22 +6,26 @@ and without sklearn's per-call validation: it calls the same transformer cores
 (`ClinicalFeatures.transform_columns`, `TargetEncoder.transform_array`,
 `MedianImputer.transform_array`) and then the booster.
 
-A calibrated model step (`models.calibrated`: `CalibratedClassifierCV`) is served exactly:
-its own ``predict_proba`` scores the transformed matrix (no NumPy forest: the forest would skip
-the calibrators), while SHAP explains the classifier inside it, fitted on every training row
-(`calibrated` holds the step, `model` that classifier).
+A calibrated model step (`models.calibrated`: `CalibratedClassifierCV`) is served exactly: its
+own fitted calibrators read the classifier's probabilities, from the NumPy forest up to
+`FOREST_MAX_ROWS` rows (`calibrated_forest`: scikit-learn's fitted calibrated classifier with
+the forest in place of CatBoost, checked against the step to the forest's tolerance when built)
+and from the step's own ``predict_proba`` above; SHAP explains the classifier inside it, fitted
+on every training row (`calibrated` holds the step, `model` that classifier).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.pipeline import Pipeline
 
-from train_pipeline.fast_path.forest import ObliviousForest
+from train_pipeline.fast_path.forest import TOLERANCE, ObliviousForest, boundary_rows, catboost_spec
 from train_pipeline.features import ClinicalFeatures, MedianImputer, TargetEncoder
 from train_pipeline.models.calibrated import base_model, is_calibrated
 from train_pipeline.models.pipeline import output_sources
@@ -47,8 +51,10 @@ class FastPipeline:
             start-up and busy-waiting workers).
         forest: the CatBoost model's trees in NumPy (`ObliviousForest`, checked against
             CatBoost when built), used up to `FOREST_MAX_ROWS` rows; None: CatBoost always
-            (and always for a calibrated model).
+            above it.
         calibrated: the calibrated model step that scores, None when `model` scores itself.
+        calibrated_forest: ``calibrated``'s fitted calibrators reading the forest (None: no
+            forest, or not reproduced to its tolerance: the step itself scores).
     """
 
     features: ClinicalFeatures
@@ -61,6 +67,7 @@ class FastPipeline:
     single_row_threads: int = 1
     forest: ObliviousForest | None = None
     calibrated: Any = None
+    calibrated_forest: Any = None
 
     @classmethod
     def from_pipeline(cls, pipeline: Pipeline, *, forest: bool = True) -> FastPipeline:
@@ -73,7 +80,6 @@ class FastPipeline:
         step = steps["model"]
         model = base_model(step)
         calibrated = step if is_calibrated(step) else None
-        forest = forest and calibrated is None
         name = type(model).__name__
         kind = (
             "catboost"
@@ -86,6 +92,7 @@ class FastPipeline:
         )
         if not kind:
             raise TypeError(f"no fast path for model type {name}")
+        trees = ObliviousForest.from_model(model) if forest and kind == "catboost" else None
         return cls(
             features=steps["features"],
             encoder=steps["encode"],
@@ -94,8 +101,21 @@ class FastPipeline:
             kind=kind,
             classes=np.asarray(model.classes_),
             sources=output_sources(pipeline),
-            forest=ObliviousForest.from_model(model) if forest and kind == "catboost" else None,
+            forest=trees,
             calibrated=calibrated,
+            calibrated_forest=(
+                _calibrated_forest(calibrated, trees, model)
+                if calibrated is not None and trees is not None
+                else None
+            ),
+        )
+
+    @property
+    def forest_serves(self) -> bool:
+        """The NumPy forest scores (up to `FOREST_MAX_ROWS` rows), through the calibrators
+        when the model is calibrated."""
+        return self.forest is not None and (
+            self.calibrated is None or self.calibrated_forest is not None
         )
 
     @property
@@ -116,6 +136,8 @@ class FastPipeline:
     def predict_proba_matrix(self, X: np.ndarray) -> np.ndarray:
         """Probabilities from an already transformed matrix."""
         if self.calibrated is not None:
+            if self.calibrated_forest is not None and X.shape[0] <= FOREST_MAX_ROWS:
+                return np.asarray(self.calibrated_forest.predict_proba(X))
             return np.asarray(self.calibrated.predict_proba(X))
         if self.forest is not None and X.shape[0] <= FOREST_MAX_ROWS:
             return self.forest.predict_proba(X)
@@ -178,3 +200,37 @@ class FastPipeline:
         fields, agg = self.to_original(np.abs(shap).mean(axis=(0, 1)))
         pairs = sorted(zip(fields, agg.tolist(), strict=True), key=lambda p: -p[1])
         return {f: float(v) for f, v in pairs}
+
+
+class _ForestScores(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
+    """The NumPy forest as the fitted classifier a calibrator reads (CatBoost's classes)."""
+
+    def __init__(self, forest: ObliviousForest | None = None, classes: Any = None) -> None:
+        self.forest = forest
+        self.classes = classes
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return True
+
+    @property
+    def classes_(self) -> np.ndarray:
+        return np.asarray(self.classes)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        assert self.forest is not None
+        return self.forest.predict_proba(X)
+
+
+def _calibrated_forest(step: Any, trees: ObliviousForest, model: Any) -> Any:
+    """``step``'s one fitted calibrated classifier (``ensemble=False``) reading ``trees``
+    instead of CatBoost, if it reproduces ``step.predict_proba`` on the forest's boundary rows
+    to `TOLERANCE`; else None."""
+    if len(step.calibrated_classifiers_) != 1:
+        return None
+    scorer = copy.copy(step.calibrated_classifiers_[0])
+    scorer.estimator = _ForestScores(trees, model.classes_)
+    rows = boundary_rows(catboost_spec(model))
+    expected = np.asarray(step.predict_proba(rows))
+    got = np.asarray(scorer.predict_proba(rows))
+    ok = got.shape == expected.shape and np.allclose(got, expected, rtol=0, atol=TOLERANCE)
+    return scorer if ok else None
