@@ -12,7 +12,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -82,16 +82,20 @@ def _add_registry_options(t: argparse.ArgumentParser, env: CliDefaults) -> None:
     t.add_argument("--alias", default=env.model_alias, help="alias set (HP_MODEL_ALIAS)")
 
 
-def _parser(env: CliDefaults | None = None) -> argparse.ArgumentParser:
-    env = env or CliDefaults()
-    p = argparse.ArgumentParser(prog="python -m train_pipeline", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
+def _add_data_command(sub: Any, env: CliDefaults) -> None:
     d = sub.add_parser("data", help="write the synthetic ED cohort CSV")
     d.add_argument("--rows", type=int, default=None, help="rows (default: the generator's)")
     d.add_argument("--seed", type=int, default=None, help="seed (default: the generator's)")
     d.add_argument(
         "--out", type=Path, default=env.training_data_path, help="CSV (HP_TRAINING_DATA_PATH)"
     )
+
+
+def _parser(env: CliDefaults | None = None) -> argparse.ArgumentParser:
+    env = env or CliDefaults()
+    p = argparse.ArgumentParser(prog="python -m train_pipeline", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    _add_data_command(sub, env)
     t = sub.add_parser("train", help="train, log to MLflow, register, save to BentoML")
     t.add_argument(
         "--data",

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import URL, Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 if TYPE_CHECKING:
@@ -113,30 +113,7 @@ def make_engine(
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        options: dict[str, Any] = {
-            "pool_pre_ping": False,
-            "json_serializer": dumps_json,
-            "hide_parameters": True,
-        }
-        options.update(kwargs)
-        connect_args = dict(options.pop("connect_args", {}))
-        connect_args.setdefault("check_same_thread", False)
-        connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_S)
-        database = parsed.database
-        if database and database != ":memory:" and not database.startswith("file:"):
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        else:
-            # One shared connection, or every session would see its own empty memory database.
-            from sqlalchemy.pool import StaticPool
-
-            options.setdefault("poolclass", StaticPool)
-        if options.get("poolclass") is None:
-            # Enough connections for the threadpool that runs sync route handlers.
-            options.setdefault("pool_size", 10)
-            options.setdefault("max_overflow", 30)
-        engine = create_engine(parsed, connect_args=connect_args, **options)
-        _configure_sqlite(engine)
-        return engine
+        return _sqlite_engine(parsed, **kwargs)
     options = {
         "pool_pre_ping": True,
         "pool_size": 10,
@@ -153,6 +130,34 @@ def make_engine(
     options.update(kwargs)
     engine = create_engine(parsed, **options)
     _bound_waits(engine, io_timeout_s)
+    return engine
+
+
+def _sqlite_engine(parsed: URL, **kwargs: Any) -> Engine:
+    """`make_engine` for a SQLite file or memory database."""
+    options: dict[str, Any] = {
+        "pool_pre_ping": False,
+        "json_serializer": dumps_json,
+        "hide_parameters": True,
+    }
+    options.update(kwargs)
+    connect_args = dict(options.pop("connect_args", {}))
+    connect_args.setdefault("check_same_thread", False)
+    connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_S)
+    database = parsed.database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    else:
+        # One shared connection, or every session would see its own empty memory database.
+        from sqlalchemy.pool import StaticPool
+
+        options.setdefault("poolclass", StaticPool)
+    if options.get("poolclass") is None:
+        # Enough connections for the threadpool that runs sync route handlers.
+        options.setdefault("pool_size", 10)
+        options.setdefault("max_overflow", 30)
+    engine = create_engine(parsed, connect_args=connect_args, **options)
+    _configure_sqlite(engine)
     return engine
 
 
