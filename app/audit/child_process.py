@@ -6,6 +6,7 @@ OOM), since nobody would read its answers."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import signal
@@ -49,3 +50,13 @@ def spawn(module: str) -> tuple[subprocess.Popen[bytes], Connection]:
             stdin=subprocess.DEVNULL,
         )
         return proc, Connection(os.dup(ours.fileno()))
+
+
+def child_args(description: str, argv: list[str] | None = None) -> tuple[Connection, int]:
+    """In the child: its end of the socket pair and the parent's pid, from the command line
+    `spawn` gave it."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("fd", type=int, help="this end of the socket pair")
+    parser.add_argument("parent_pid", type=int)
+    args = parser.parse_args(argv)
+    return Connection(args.fd), args.parent_pid

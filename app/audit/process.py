@@ -25,7 +25,6 @@ writer would hold requests up through the queue's backpressure.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import logging
@@ -38,7 +37,7 @@ from multiprocessing.connection import Connection
 
 from sqlalchemy import Engine
 
-from app.audit.child_process import spawn
+from app.audit.child_process import child_args, spawn
 from app.audit.rows import Item, expand
 
 logger = logging.getLogger(__name__)
@@ -194,11 +193,7 @@ class AuditProcess:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="The audit writer child (started by the API).")
-    parser.add_argument("fd", type=int, help="this end of the socket pair")
-    parser.add_argument("parent_pid", type=int)
-    args = parser.parse_args(argv)
-    serve(Connection(args.fd), args.parent_pid)
+    serve(*child_args("The audit writer child (started by the API).", argv))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ pair; settings through the socket, never the command line) and stopped with the 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import logging
@@ -24,7 +23,7 @@ from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
-from app.audit.child_process import spawn
+from app.audit.child_process import child_args, spawn
 from app.serving.shadow import Outcome, Pending
 from app.settings import Settings
 
@@ -151,14 +150,9 @@ class ProcessBackend:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description="The shadow challenger child (started by the API)."
-    )
-    parser.add_argument("fd", type=int, help="this end of the socket pair")
-    parser.add_argument("parent_pid", type=int)
-    args = parser.parse_args(argv)
+    conn, parent_pid = child_args("The shadow challenger child (started by the API).", argv)
     logging.basicConfig(level=logging.WARNING)
-    serve(Connection(args.fd), args.parent_pid)
+    serve(conn, parent_pid)
 
 
 if __name__ == "__main__":

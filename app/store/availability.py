@@ -22,6 +22,25 @@ from sqlalchemy import Engine, text
 logger = logging.getLogger(__name__)
 
 
+class OutageClock:
+    """How long a dependency's checks have failed in a row, against its grace period (what
+    readiness waits before it calls the dependency unavailable)."""
+
+    def __init__(self, grace_s: float) -> None:
+        self.grace_s = grace_s
+        self._failing_since: float | None = None
+
+    def succeeded(self) -> None:
+        self._failing_since = None
+
+    def failed(self) -> float | None:
+        """Seconds of failures so far once they reach the grace period; None within it."""
+        now = time.monotonic()
+        self._failing_since = self._failing_since or now
+        down_s = now - self._failing_since
+        return down_s if down_s >= self.grace_s else None
+
+
 class StoreAvailability:
     """Migration state and reachability of the audit/feedback store.
 
@@ -38,10 +57,9 @@ class StoreAvailability:
         self._engine = engine
         self._migrate = migrate
         self._retry_s = retry_s
-        self._grace_s = grace_s
+        self._outage = OutageClock(grace_s)
         self.migrated = False
         self.reason: str | None = "migrating"
-        self._failing_since: float | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -77,13 +95,11 @@ class StoreAvailability:
         try:
             await anyio.to_thread.run_sync(self._ping)
         except Exception as exc:
-            now = time.monotonic()
-            self._failing_since = self._failing_since or now
-            down_s = now - self._failing_since
-            if down_s >= self._grace_s:
+            down_s = self._outage.failed()
+            if down_s is not None:
                 return f"database unreachable for {down_s:.0f} s ({type(exc).__name__})"
             return None
-        self._failing_since = None
+        self._outage.succeeded()
         return None
 
     def _ping(self) -> None:

@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import time
 from typing import Any
+
+from app.store.availability import OutageClock
 
 PUBLISH_RETRIES = 1  # one retry on a fresh connection (a reset one), then 503
 
@@ -63,8 +64,7 @@ class BrokerAvailability:
     def __init__(self, url: str, timeout_s: float, grace_s: float) -> None:
         self._url = url
         self._timeout_s = timeout_s
-        self._grace_s = grace_s
-        self._failing_since: float | None = None
+        self._outage = OutageClock(grace_s)
         self._executor = concurrent.futures.ThreadPoolExecutor(1, "broker-check")
         self._pending: concurrent.futures.Future[None] | None = None
 
@@ -72,12 +72,10 @@ class BrokerAvailability:
         """None when the broker answered (or failed for less than the grace); else why not."""
         error = await self._attempt()
         if error is None:
-            self._failing_since = None
+            self._outage.succeeded()
             return None
-        now = time.monotonic()
-        self._failing_since = self._failing_since or now
-        down_s = now - self._failing_since
-        if down_s >= self._grace_s:
+        down_s = self._outage.failed()
+        if down_s is not None:
             return f"broker unreachable for {down_s:.0f} s ({error})"
         return None
 
