@@ -84,7 +84,13 @@ class ObliviousForest:
     Every tree is padded to `MAX_DEPTH` levels with a split no value passes (border +inf), so a
     row's split outcomes for one tree are eight bytes, read as one uint64 and packed into the
     leaf number with one multiplication; the chosen leaves are then added in tree order.
+
+    Attributes:
+        checked_rows: the rows `from_model` compared with CatBoost (None: built directly), which
+            a calibrated step's check reads too (`calibrated.CalibratedForest.from_step`).
     """
+
+    checked_rows: np.ndarray | None = None
 
     def __init__(self, spec: dict[str, Any]) -> None:
         self.loss = loss_name(spec)
@@ -136,6 +142,7 @@ class ObliviousForest:
         got = forest.predict_proba(rows)
         if got.shape != expected.shape or not np.allclose(got, expected, rtol=0, atol=TOLERANCE):
             return None
+        forest.checked_rows = rows
         return forest
 
     def leaves(self, X: np.ndarray) -> np.ndarray:

@@ -8,24 +8,24 @@ and without sklearn's per-call validation: it calls the same transformer cores
 
 A calibrated model step (`models.calibrated`: `CalibratedClassifierCV`) is served exactly: its
 own fitted calibrators read the classifier's probabilities, from the NumPy forest up to
-`FOREST_MAX_ROWS` rows (`calibrated_forest`: scikit-learn's fitted calibrated classifier with
-the forest in place of CatBoost, checked against the step to the forest's tolerance when built)
+`FOREST_MAX_ROWS` rows (`calibrated_forest`: `calibrated.CalibratedForest`, the fitted
+calibrators without scikit-learn's per-call validation, checked against the step to the
+forest's tolerance when built)
 and from the step's own ``predict_proba`` above; SHAP explains the classifier inside it, fitted
 on every training row (`calibrated` holds the step, `model` that classifier).
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.pipeline import Pipeline
 
-from train_pipeline.fast_path.forest import TOLERANCE, ObliviousForest, boundary_rows, catboost_spec
+from train_pipeline.fast_path.calibrated import CalibratedForest
+from train_pipeline.fast_path.forest import ObliviousForest
 from train_pipeline.features import ClinicalFeatures, MedianImputer, TargetEncoder
 from train_pipeline.models.calibrated import base_model, is_calibrated
 from train_pipeline.models.pipeline import output_sources
@@ -67,7 +67,7 @@ class FastPipeline:
     single_row_threads: int = 1
     forest: ObliviousForest | None = None
     calibrated: Any = None
-    calibrated_forest: Any = None
+    calibrated_forest: CalibratedForest | None = None
 
     @classmethod
     def from_pipeline(cls, pipeline: Pipeline, *, forest: bool = True) -> FastPipeline:
@@ -104,8 +104,8 @@ class FastPipeline:
             forest=trees,
             calibrated=calibrated,
             calibrated_forest=(
-                _calibrated_forest(calibrated, trees, model)
-                if calibrated is not None and trees is not None
+                CalibratedForest.from_step(calibrated, trees, trees.checked_rows)
+                if calibrated is not None and trees is not None and trees.checked_rows is not None
                 else None
             ),
         )
@@ -137,7 +137,7 @@ class FastPipeline:
         """Probabilities from an already transformed matrix."""
         if self.calibrated is not None:
             if self.calibrated_forest is not None and X.shape[0] <= FOREST_MAX_ROWS:
-                return np.asarray(self.calibrated_forest.predict_proba(X))
+                return self.calibrated_forest.predict_proba(X)
             return np.asarray(self.calibrated.predict_proba(X))
         if self.forest is not None and X.shape[0] <= FOREST_MAX_ROWS:
             return self.forest.predict_proba(X)
@@ -200,37 +200,3 @@ class FastPipeline:
         fields, agg = self.to_original(np.abs(shap).mean(axis=(0, 1)))
         pairs = sorted(zip(fields, agg.tolist(), strict=True), key=lambda p: -p[1])
         return {f: float(v) for f, v in pairs}
-
-
-class _ForestScores(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
-    """The NumPy forest as the fitted classifier a calibrator reads (CatBoost's classes)."""
-
-    def __init__(self, forest: ObliviousForest | None = None, classes: Any = None) -> None:
-        self.forest = forest
-        self.classes = classes
-
-    def __sklearn_is_fitted__(self) -> bool:
-        return True
-
-    @property
-    def classes_(self) -> np.ndarray:
-        return np.asarray(self.classes)
-
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        assert self.forest is not None
-        return self.forest.predict_proba(X)
-
-
-def _calibrated_forest(step: Any, trees: ObliviousForest, model: Any) -> Any:
-    """``step``'s one fitted calibrated classifier (``ensemble=False``) reading ``trees``
-    instead of CatBoost, if it reproduces ``step.predict_proba`` on the forest's boundary rows
-    to `TOLERANCE`; else None."""
-    if len(step.calibrated_classifiers_) != 1:
-        return None
-    scorer = copy.copy(step.calibrated_classifiers_[0])
-    scorer.estimator = _ForestScores(trees, model.classes_)
-    rows = boundary_rows(catboost_spec(model))
-    expected = np.asarray(step.predict_proba(rows))
-    got = np.asarray(scorer.predict_proba(rows))
-    ok = got.shape == expected.shape and np.allclose(got, expected, rtol=0, atol=TOLERANCE)
-    return scorer if ok else None
