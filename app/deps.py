@@ -71,27 +71,33 @@ def get_session(request: Request) -> Iterator[Session]:
 async def authenticate(
     request: Request, api_key: Annotated[str | None, Security(api_key_scheme)]
 ) -> Principal:
-    """The caller, from ``X-API-Key``: 401 if absent/unknown, 429 past the key's rate limit.
+    """The caller, from ``X-API-Key``: 401 if absent/unknown, 429 past the key's rate limit."""
+    return principal_of(request, api_key)
 
-    Cached per request by FastAPI, so the rate limit takes one token even when several
-    role checks apply to the same route.
-    """
-    state = request.app.state
-    if not state.settings.auth_enabled:
+
+def principal_of(request: Request, api_key: str | None) -> Principal:
+    """`authenticate`'s work, done once per request: the principal is kept in the request's
+    state, so the rate limit takes one token even when several role checks apply."""
+    state = request.scope.setdefault("state", {})
+    known: Principal | None = state.get("principal")
+    if known is not None:
+        return known
+    app_state = request.app.state
+    if not app_state.settings.auth_enabled:
         return ANONYMOUS
-    principal: Principal | None = state.api_keys.authenticate(api_key)
+    principal: Principal | None = app_state.api_keys.authenticate(api_key)
     if principal is None:
         message = None if api_key else "Missing API key (header X-API-Key)"
         raise AuthError(message, headers={"WWW-Authenticate": "ApiKey"})
-    retry_after = state.rate_limiter.acquire(principal.key_id)
+    retry_after = app_state.rate_limiter.acquire(principal.key_id)
     if retry_after is not None:
         raise RateLimitedError(
-            f"Rate limit of {state.settings.rate_limit_per_minute}/min exceeded; "
+            f"Rate limit of {app_state.settings.rate_limit_per_minute}/min exceeded; "
             f"retry in {retry_after:g} s",
             headers={"Retry-After": str(int(retry_after))},
         )
-    request.scope.setdefault("state", {})["key_id"] = principal.key_id
-    events: AuditEvents | None = getattr(state, "audit_events", None)  # None: no lifespan ran
+    state["key_id"], state["principal"] = principal.key_id, principal
+    events: AuditEvents | None = getattr(app_state, "audit_events", None)  # None: no lifespan
     if events is not None:
         events.note_key_use(principal.key_id)  # the audit's key-use counts (no I/O)
     return principal
@@ -107,8 +113,10 @@ def check_role(principal: Principal, role: Role) -> Principal:
 def require_role(role: Role) -> Callable[..., Awaitable[Principal]]:
     """Dependency: an authenticated caller whose role is at least ``role`` (403 otherwise)."""
 
-    async def _require(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
-        return check_role(principal, role)
+    async def _require(
+        request: Request, api_key: Annotated[str | None, Security(api_key_scheme)]
+    ) -> Principal:  # one dependency, not two: FastAPI solves each at every request
+        return check_role(principal_of(request, api_key), role)
 
     _require.__name__ = f"require_{role}"
     return _require

@@ -15,7 +15,7 @@ import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
-from app.api import api_router
+from app.api import include_routers
 from app.api.health import APP_VERSION
 from app.audit.events import AuditEvents, flush_key_use_forever
 from app.audit.process import AuditProcess
@@ -180,7 +180,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
-    app.include_router(api_router)
+    include_routers(app)
     app.add_api_route("/", _to_docs, methods=["GET"], include_in_schema=False)
     install_ui(app)  # GET /ui, the clinician's page (open; its data goes through the API)
     wiring.install(app, settings, auth=require_role("clinician"))  # GET /metrics, middleware

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends, FastAPI
 
 from app.api import feedback, health, models, predict, retrain, shadow
 from app.api import monitoring as monitoring_api
@@ -31,18 +31,19 @@ VALIDATION_ERROR: dict[int | str, dict[str, Any]] = {
 CLINICIAN = [Depends(require_role("clinician"))]
 ADMIN = [Depends(require_role("admin"))]
 
-api_router = APIRouter(responses=VALIDATION_ERROR)
-api_router.include_router(health.router)
-api_router.include_router(predict.router, dependencies=CLINICIAN, responses=AUTH_ERRORS)
-api_router.include_router(models.router, dependencies=CLINICIAN, responses=AUTH_ERRORS)
-api_router.include_router(
-    shadow.router, dependencies=CLINICIAN, responses={**AUTH_ERRORS, **STORE_ERRORS}
-)
-api_router.include_router(
-    feedback.router, dependencies=CLINICIAN, responses={**AUTH_ERRORS, **STORE_ERRORS}
-)
-api_router.include_router(
-    retrain.router, dependencies=ADMIN, responses={**AUTH_ERRORS, **STORE_ERRORS}
-)
-api_router.include_router(monitoring_api.router, dependencies=CLINICIAN, responses=AUTH_ERRORS)
-api_router.include_router(cds_router, dependencies=[Depends(require_cds_client)])  # own auth
+
+def include_routers(app: FastAPI) -> None:
+    """Every router, included in the app itself with its auth (one level of routing: FastAPI
+    walks an included router's routes at every request, and a router of routers twice)."""
+    protected = {**VALIDATION_ERROR, **AUTH_ERRORS}
+    stored = {**protected, **STORE_ERRORS}
+    app.include_router(health.router, responses=VALIDATION_ERROR)
+    app.include_router(predict.router, dependencies=CLINICIAN, responses=protected)
+    app.include_router(models.router, dependencies=CLINICIAN, responses=protected)
+    app.include_router(shadow.router, dependencies=CLINICIAN, responses=stored)
+    app.include_router(feedback.router, dependencies=CLINICIAN, responses=stored)
+    app.include_router(retrain.router, dependencies=ADMIN, responses=stored)
+    app.include_router(monitoring_api.router, dependencies=CLINICIAN, responses=protected)
+    app.include_router(  # its own auth
+        cds_router, dependencies=[Depends(require_cds_client)], responses=VALIDATION_ERROR
+    )
