@@ -85,7 +85,7 @@ async def create_predictions(batch: BatchPredictionRequest, request: Request) ->
 
 def _service(request: Request) -> PredictionService:
     """The app's prediction service (read from the app's state, not through a dependency: a
-    dependency costs FastAPI's solving at every request, ~5 % of a single prediction)."""
+    dependency costs FastAPI's solving at every request)."""
     return request.app.state.service  # type: ignore[no-any-return]
 
 
