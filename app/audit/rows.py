@@ -2,13 +2,13 @@
 
 A 1,000-patient batch took 40-45 ms with its 1,000 row dicts built on the request path and
 bound in a thread of the serving process, 31-33 ms with no audit at all, and 31-32 ms with only
-this encoding and no write (experiments; README). `EncodedRows` holds what
-the rows are made of, already serialised: the canonical records in one `orjson.dumps` call and
-the response items (serialised once, for the response) joined by newlines (compact JSON never
-holds a raw newline), plus the ids, codes and shared columns. `rows` rebuilds the dicts
-`save_predictions` takes, in the audit writer process (or its thread), off the request path; the
-stored values are the same (orjson's output parses back to equal values, and re-serialises to
-the same text).
+this encoding and no write (experiments; README). `EncodedRows` holds what the rows are made
+of, already serialised: the records, each as the chain's canonical JSON (sorted keys, compact:
+what is stored and what the MAC covers, so the audit writer never parses them), and the response
+items (serialised once, for the response), each newline-joined (compact JSON never holds a raw
+newline), plus the ids, codes and shared columns. `batch` gives the columns
+`app.store.prediction_batch.save_batches` seals and inserts, in the audit writer process (or its
+thread), off the request path.
 """
 
 from __future__ import annotations
@@ -20,20 +20,22 @@ from typing import Any
 
 import orjson
 
-from app.store.db import JSONText
+from app.store.prediction_batch import MODEL_COLUMNS, PredictionBatch, canonical_json
 
 Row = dict[str, Any]
-SHARED = ("model_source", "diagnosis_version", "treatment_version", "run_id")
+SHARED = MODEL_COLUMNS
 """The columns every row of one batch shares (its model)."""
 
 
 @dataclass(frozen=True)
 class EncodedRows:
-    """``n`` audit rows, encoded: ``head`` (JSON: created_at, the shared columns, ids, codes,
-    records) and ``outputs`` (the rows' stored outputs, newline-joined)."""
+    """``n`` audit rows, encoded: ``head`` (JSON: created_at, the shared columns, ids, codes),
+    ``inputs`` (the records as canonical JSON) and ``outputs`` (the rows' stored outputs), both
+    newline-joined."""
 
     n: int
     head: bytes
+    inputs: bytes
     outputs: bytes
 
     def __len__(self) -> int:
@@ -56,44 +58,38 @@ class EncodedRows:
         head = orjson.dumps(
             {
                 "created_at": created_at,
-                "shared": {k: shared[k] for k in SHARED},
+                "shared": [shared[k] for k in SHARED],
                 "ids": ids,
                 "codes": codes,
-                "records": records,
             }
         )
-        return cls(len(ids), head, b"\n".join(outputs))
+        inputs = b"\n".join([canonical_json(record) for record in records])
+        return cls(len(ids), head, inputs, b"\n".join(outputs))
 
-    def rows(self) -> list[Row]:
-        """The row dicts `save_predictions` takes (their outputs as `JSONText`)."""
+    def batch(self) -> PredictionBatch:
+        """The rows' columns, as `save_batches` takes them (JSON as text, not parsed)."""
         head = orjson.loads(self.head)
-        created_at = datetime.fromisoformat(head["created_at"])
-        shared = head["shared"]
-        outputs = self.outputs.decode().split("\n") if self.n else []
-        return [
-            {
-                "id": pid,
-                "created_at": created_at,
-                **shared,
-                "inputs": record,
-                "outputs": JSONText(text),
-                "diagnosis_code": diagnosis,
-                "treatment_code": treatment,
-                "quality": quality,
-            }
-            for pid, (diagnosis, treatment, quality), record, text in zip(
-                head["ids"], head["codes"], head["records"], outputs, strict=True
-            )
-        ]
+        split = (lambda text: text.decode().split("\n")) if self.n else (lambda text: [])
+        return PredictionBatch(
+            datetime.fromisoformat(head["created_at"]),
+            tuple(head["shared"]),
+            head["ids"],
+            head["codes"],
+            split(self.inputs),
+            split(self.outputs),
+        )
 
 
 Item = list[Row] | EncodedRows
 """What the audit queue holds: row dicts (single predictions) or a batch's encoded rows."""
 
 
-def expand(items: Sequence[Item]) -> list[Row]:
-    """The row dicts of queued items, in order."""
-    rows: list[Row] = []
+def batches(items: Sequence[Item]) -> list[PredictionBatch]:
+    """The columns of queued items, in order (a row dict is a batch of one)."""
+    out: list[PredictionBatch] = []
     for item in items:
-        rows += item.rows() if isinstance(item, EncodedRows) else item
-    return rows
+        if isinstance(item, EncodedRows):
+            out.append(item.batch())
+        else:
+            out += [PredictionBatch.of_row(row) for row in item]
+    return out
