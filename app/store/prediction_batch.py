@@ -3,9 +3,9 @@ HMAC chain and inserted in one executemany, in one pass over the rows.
 
 The rows' JSON arrives as text: ``inputs`` canonical (sorted keys, orjson's compact form,
 `canonical_json`: each record serialised so once, stored and sealed as is), ``outputs`` the
-response item as served. So the MAC's canonical JSON (`app.store.chain.canonical`) takes the inputs as an
-`orjson.Fragment` (not parsed again) and parses only the outputs (their keys are in the
-response's order), and the INSERT binds each row as one tuple of driver values through
+response item as served. So the MAC's canonical JSON (`app.store.chain.canonical`) takes the
+inputs as an `orjson.Fragment` (not parsed again) and parses only the outputs (their keys are
+in the response's order), and the INSERT binds each row as one tuple of driver values through
 `Connection.exec_driver_sql`: the statement is SQLAlchemy's own INSERT compiled for the engine's
 dialect, the JSON is the text SQLAlchemy's JSON type would bind (`app.store.db.dumps_json`:
 compact, keys sorted; a response item as is), and the batch's one ``created_at`` goes through
