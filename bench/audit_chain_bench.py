@@ -26,8 +26,9 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.*
 
 from app.store import db
-from app.store.chain import PREDICTIONS_TABLE, Chain
+from app.store.chain import Chain
 from app.store.ids import new_ids
+from app.store.prediction_batch import PREDICTIONS_TABLE
 from app.store.repository import save_predictions
 from tests.factories import make_patient
 

@@ -6,9 +6,10 @@ being served. Side by side (40 batches of 1,000 cohort patients on one connectio
 servers, 5 rounds after a restart): 31-35 ms a batch with this child against 38-48 ms with the
 same encoded rows written by a thread (and 44-53 ms before the encoding; README).
 
-The serving process sends what it queued, pickled (a batch's `EncodedRows` is two byte
-strings: a memory copy), over a socket; the child rebuilds the rows and runs `save_predictions`
-(the same INSERT, the same stored values) on its own engine, then answers. `AuditWriter` waits
+The serving process sends what it queued, pickled (a batch's `EncodedRows` is three byte
+strings: a memory copy), over a socket; the child seals and inserts their columns
+(`app.store.prediction_batch.save_batches`: the same INSERT, the same stored values) on its own
+engine, then answers. `AuditWriter` waits
 for the answer, so its guarantees stand: a row counts as written once committed, a failed write
 is retried, a flush means readable.
 
@@ -18,7 +19,7 @@ script) started with the writer, talking over a socket pair; the database URL re
 that socket, never its command line, and so does the audit's HMAC key (each child seals its
 rows into a chain of its own, `app.store.chain`). It is replaced after it dies (the write in
 progress fails and is retried; rows the dead child had committed are not stored twice,
-`save_predictions` skips ids already stored). It ignores SIGINT, exits when its parent dies,
+`save_batches` skips ids already stored). It ignores SIGINT, exits when its parent dies,
 and keeps normal CPU priority: the audit is part of every request's contract, and a starved
 writer would hold requests up through the queue's backpressure.
 """
@@ -38,7 +39,7 @@ from multiprocessing.connection import Connection
 from sqlalchemy import Engine
 
 from app.audit.child_process import child_args, spawn
-from app.audit.rows import Item, expand
+from app.audit.rows import Item, batches
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ def serve(conn: Connection, parent_pid: int) -> None:
     # JSON lines on the stderr it shares with the parent: its chain heads belong in that log.
     configure_logging(os.environ.get("HP_LOG_LEVEL", "INFO"))
     from app.store.chain import Chain
-    from app.store.repository import save_predictions
+    from app.store.prediction_batch import save_batches
 
     url = conn.recv_bytes().decode()
     key = conn.recv_bytes()  # the audit's HMAC key (empty: rows are not chained)
@@ -83,7 +84,7 @@ def serve(conn: Connection, parent_pid: int) -> None:
                 break
             try:
                 with sessions() as session:
-                    save_predictions(session, expand(pickle.loads(payload)), chain)
+                    save_batches(session, batches(pickle.loads(payload)), chain)
             except Exception as exc:  # the parent retries; rows never leave in messages
                 conn.send_bytes(type(exc).__name__.encode())
             else:

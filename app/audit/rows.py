@@ -2,13 +2,15 @@
 
 A 1,000-patient batch took 40-45 ms with its 1,000 row dicts built on the request path and
 bound in a thread of the serving process, 31-33 ms with no audit at all, and 31-32 ms with only
-this encoding and no write (experiments; README). `EncodedRows` holds what
-the rows are made of, already serialised: the canonical records in one `orjson.dumps` call and
-the response items (serialised once, for the response) joined by newlines (compact JSON never
-holds a raw newline), plus the ids, codes and shared columns. `rows` rebuilds the dicts
-`save_predictions` takes, in the audit writer process (or its thread), off the request path; the
-stored values are the same (orjson's output parses back to equal values, and re-serialises to
-the same text).
+this encoding and no write (experiments; README). `EncodedRows` holds what the rows are made
+of, already serialised: the records in one `orjson.dumps` call and the response items
+(serialised once, for the response) joined by newlines (compact JSON never holds a raw
+newline), plus the ids, codes and shared columns. `batch` gives the columns
+`app.store.prediction_batch.save_batches` seals and inserts, in the audit writer process (or its
+thread), off the request path: each record serialised again there, keys sorted (the chain's
+canonical JSON, stored and sealed as is). Serialising each record so in the serving process
+instead spared the child that parse (~4 ms a batch) but cost the serving process, which sets
+the batch pace, 1.5-2 ms more than one call for all (README).
 """
 
 from __future__ import annotations
@@ -20,10 +22,10 @@ from typing import Any
 
 import orjson
 
-from app.store.db import JSONText
+from app.store.prediction_batch import MODEL_COLUMNS, PredictionBatch, canonical_json
 
 Row = dict[str, Any]
-SHARED = ("model_source", "diagnosis_version", "treatment_version", "run_id")
+SHARED = MODEL_COLUMNS
 """The columns every row of one batch shares (its model)."""
 
 
@@ -56,7 +58,7 @@ class EncodedRows:
         head = orjson.dumps(
             {
                 "created_at": created_at,
-                "shared": {k: shared[k] for k in SHARED},
+                "shared": [shared[k] for k in SHARED],
                 "ids": ids,
                 "codes": codes,
                 "records": records,
@@ -64,36 +66,30 @@ class EncodedRows:
         )
         return cls(len(ids), head, b"\n".join(outputs))
 
-    def rows(self) -> list[Row]:
-        """The row dicts `save_predictions` takes (their outputs as `JSONText`)."""
+    def batch(self) -> PredictionBatch:
+        """The rows' columns, as `save_batches` takes them: the records as canonical JSON
+        text, the outputs as served."""
         head = orjson.loads(self.head)
-        created_at = datetime.fromisoformat(head["created_at"])
-        shared = head["shared"]
-        outputs = self.outputs.decode().split("\n") if self.n else []
-        return [
-            {
-                "id": pid,
-                "created_at": created_at,
-                **shared,
-                "inputs": record,
-                "outputs": JSONText(text),
-                "diagnosis_code": diagnosis,
-                "treatment_code": treatment,
-                "quality": quality,
-            }
-            for pid, (diagnosis, treatment, quality), record, text in zip(
-                head["ids"], head["codes"], head["records"], outputs, strict=True
-            )
-        ]
+        return PredictionBatch(
+            datetime.fromisoformat(head["created_at"]),
+            tuple(head["shared"]),
+            head["ids"],
+            head["codes"],
+            [canonical_json(record).decode() for record in head["records"]],
+            self.outputs.decode().split("\n") if self.n else [],
+        )
 
 
 Item = list[Row] | EncodedRows
 """What the audit queue holds: row dicts (single predictions) or a batch's encoded rows."""
 
 
-def expand(items: Sequence[Item]) -> list[Row]:
-    """The row dicts of queued items, in order."""
-    rows: list[Row] = []
+def batches(items: Sequence[Item]) -> list[PredictionBatch]:
+    """The columns of queued items, in order (a row dict is a batch of one)."""
+    out: list[PredictionBatch] = []
     for item in items:
-        rows += item.rows() if isinstance(item, EncodedRows) else item
-    return rows
+        if isinstance(item, EncodedRows):
+            out.append(item.batch())
+        else:
+            out += [PredictionBatch.of_row(row) for row in item]
+    return out

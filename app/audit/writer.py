@@ -2,7 +2,7 @@
 
 Every accepted row is written: when the queue is full the request waits for room (backpressure)
 instead of dropping the row, a failed write is retried, and `stop()` drains the queue before the
-process exits. Rows are written by ``app.store.repository.save_predictions``, in a child process
+process exits. Rows are written by ``app.store.prediction_batch.save_batches``, in a child process
 (`app.audit.process`, the default for a store in a file or on a server: off this process's GIL)
 or in a worker thread.
 
@@ -22,10 +22,10 @@ import anyio.to_thread
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.audit.process import AuditProcess
-from app.audit.rows import EncodedRows, Item, expand
+from app.audit.rows import EncodedRows, Item, batches
 from app.errors import STORE_RETRY_AFTER_S, StoreUnavailableError
 from app.store.chain import Chain
-from app.store.repository import save_predictions
+from app.store.prediction_batch import save_batches
 
 logger = logging.getLogger(__name__)
 
@@ -305,7 +305,7 @@ class AuditWriter:
             self._process.save(batch)
             return
         with self._make_session() as session:
-            save_predictions(session, expand(batch), self._chain)
+            save_batches(session, batches(batch), self._chain)
 
 
 def _writes(items: list[Item], size: int) -> list[list[Item]]:

@@ -27,15 +27,12 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import orjson
-from sqlalchemy import Table, select
-from sqlalchemy.orm import Session
 
 from app.store.db import JSONText
 from app.store.ids import new_id
-from app.store.tables import PredictionRow, utcnow
 
 logger = logging.getLogger(__name__)
 logger.setLevel(logging.INFO)  # the heads are logged whatever HP_LOG_LEVEL says
@@ -63,6 +60,13 @@ def canonical_value(value: Any) -> Any:
 def canonical(table: str, chain_id: str, seq: int, row: Mapping[str, Any]) -> bytes:
     """The bytes a row's MAC covers: its table, chain position and stored columns."""
     body = {k: canonical_value(v) for k, v in row.items() if k not in CHAIN_COLUMNS}
+    return canonical_body(table, chain_id, seq, body)
+
+
+def canonical_body(table: str, chain_id: str, seq: int, body: Mapping[str, Any]) -> bytes:
+    """`canonical` of a row whose stored columns are already canonical values (`body`; a JSON
+    value already serialised canonically, sorted keys and compact, may be an `orjson.Fragment`
+    of that text)."""
     return orjson.dumps(
         {"table": table, "chain_id": chain_id, "seq": seq, "row": body},
         option=orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY,
@@ -119,6 +123,12 @@ class Chain:
             row["chain_id"], row["seq"], row["mac"] = chain_id, seq, mac
         return Link(seq, mac)
 
+    def mac_after(self, previous: str, table: str, seq: int, body: Mapping[str, Any]) -> str:
+        """The MAC of the row at ``seq`` after the MAC ``previous``, its stored columns given
+        as canonical values (`canonical_body`): how a batch is sealed in one pass over its
+        columns (`app.store.prediction_batch`)."""
+        return mac_of(self._key, previous, canonical_body(table, self.chain_id, seq, body))
+
     def advance(self, link: Link) -> None:
         """The sealed rows up to ``link`` are committed."""
         if link.seq < self._head.seq:
@@ -128,39 +138,3 @@ class Chain:
                 HEAD_MESSAGE, extra={"chain_id": self.chain_id, "seq": link.seq, "mac": link.mac}
             )
         self._head = link
-
-
-# --- the audit writer's batches --------------------------------------------------------------
-
-PREDICTIONS_TABLE = "predictions"
-_PREDICTION_COLUMNS = tuple(
-    c.name for c in cast(Table, PredictionRow.__table__).columns if c.name not in CHAIN_COLUMNS
-)
-
-
-def save_sealed(
-    session: Session, statement: Any, records: Sequence[Mapping[str, Any]], chain: Chain
-) -> int:
-    """`app.store.repository.save_predictions` with each row sealed into ``chain`` (every
-    column given, ids and times filled in, so the MAC covers exactly what reads back), inserted
-    by ``statement`` in one executemany; the chain advances after the COMMIT."""
-    rows = [_full_row(record) for record in records]
-    if chain.fresh:  # a write retried after another chain's unconfirmed commit: skip its rows
-        ids = [row["id"] for row in rows]
-        stored = set(session.scalars(select(PredictionRow.id).where(PredictionRow.id.in_(ids))))
-        rows = [row for row in rows if row["id"] not in stored]
-    link = chain.seal(PREDICTIONS_TABLE, rows)
-    if rows:
-        session.execute(statement, rows)
-    session.commit()
-    chain.advance(link)
-    return len(records)
-
-
-def _full_row(record: Mapping[str, Any]) -> dict[str, Any]:
-    row = {k: record.get(k) for k in _PREDICTION_COLUMNS}
-    if row["id"] is None:
-        row["id"] = new_id()
-    if row["created_at"] is None:
-        row["created_at"] = utcnow()
-    return row

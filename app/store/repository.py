@@ -12,14 +12,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Table, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.store.chain import CHAIN_COLUMNS, Chain, save_sealed
+from app.store.chain import CHAIN_COLUMNS, Chain
 from app.store.ids import new_id
+from app.store.prediction_batch import PredictionBatch, save_batches
 from app.store.tables import (
     VERDICTS,
     FeedbackRow,
@@ -42,7 +41,7 @@ META_COLUMNS = ("prediction_id", "feedback_id", "verdict", "feedback_created_at"
 def save_predictions(
     session: Session, records: Sequence[dict[str, Any]], chain: Chain | None = None
 ) -> int:
-    """Insert audit rows in one executemany (SQLAlchemy's bulk INSERT) and commit.
+    """Insert audit rows in one executemany and commit (`app.store.prediction_batch`).
 
     Args:
         records: dicts keyed by `PredictionRow` column names (``id`` and ``created_at`` are
@@ -55,45 +54,7 @@ def save_predictions(
         The number of rows given (a row whose id is already stored is skipped, on SQLite and
         PostgreSQL: a retried write stores each row once).
     """
-    if not records:
-        return 0
-    statement = _insert_skipping_stored(session.get_bind().dialect.name)
-    if chain is not None:
-        return save_sealed(session, statement, records, chain)
-    for rows in _by_columns(records).values():  # one group: the audit's rows share their keys
-        session.execute(statement, rows)
-    session.commit()
-    return len(records)
-
-
-_PREDICTIONS = cast(Table, PredictionRow.__table__)
-_COLUMNS = frozenset(_PREDICTIONS.columns.keys())
-_DEFAULTED = ("id", "created_at")  # None: the column's default (a new id, now)
-
-
-def _by_columns(records: Sequence[dict[str, Any]]) -> dict[frozenset[str], list[dict[str, Any]]]:
-    """New row dicts grouped by the columns they give: one executemany binds the same columns
-    in every row, and a column left out is the column's default or NULL, as the ORM's INSERT
-    leaves it."""
-    groups: dict[frozenset[str], list[dict[str, Any]]] = {}
-    for record in records:
-        row = {
-            k: v for k, v in record.items() if k in _COLUMNS and not (v is None and k in _DEFAULTED)
-        }
-        groups.setdefault(frozenset(row), []).append(row)
-    return groups
-
-
-def _insert_skipping_stored(dialect: str) -> Any:
-    """``INSERT INTO predictions``, skipping ids already stored where the dialect can say so: a
-    write retried after its COMMIT went through unconfirmed (the audit writer process died
-    before answering, a connection dropped) must not then fail forever on its own rows (ids are
-    server-made version-7 UUIDs, so an equal id is the same row)."""
-    if dialect == "sqlite":
-        return sqlite_insert(_PREDICTIONS).on_conflict_do_nothing(index_elements=["id"])
-    if dialect == "postgresql":
-        return pg_insert(_PREDICTIONS).on_conflict_do_nothing(index_elements=["id"])
-    return insert(_PREDICTIONS)
+    return save_batches(session, [PredictionBatch.of_row(r) for r in records], chain)
 
 
 def get_prediction(session: Session, prediction_id: str) -> PredictionRow | None:

@@ -111,8 +111,7 @@ async def test_the_writer_drains_through_the_child_and_stops_it(tmp_path: Path) 
     )
     writer.start()
     assert proc.pid is not None
-    single, _ = batch(1)
-    await writer.enqueue(single.rows()[0])
+    await writer.enqueue(plain_rows(1)[0])
     await writer.enqueue_encoded(batch(60)[0])
     await writer.flush()
     assert count_rows(url) == 61

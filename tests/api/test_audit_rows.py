@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
-from app.audit.rows import EncodedRows, expand
+from app.audit.rows import EncodedRows, batches
 from app.audit.writer import AuditWriter, _writes
 from app.store import db
 from app.store.db import JSONText
@@ -72,18 +72,26 @@ def plain_rows(n: int) -> list[dict[str, Any]]:
     return [{**r, "outputs": orjson.loads(r["outputs"])} for r in batch(n)[1]]
 
 
-def test_encoded_rows_give_back_the_rows() -> None:
+def test_encoded_rows_give_back_their_columns() -> None:
+    """The records come back as the chain's canonical JSON (keys sorted, compact: the stored
+    and sealed text) with their values and types; the outputs as the response items."""
     encoded, rows = batch(50)
     assert len(encoded) == 50
-    back = encoded.rows()
-    for got, want in zip(back, rows, strict=True):
-        text = want.pop("outputs").decode()
-        assert got.pop("outputs").text == text  # the response item, byte for byte
-        assert got == want
-        assert [type(v) for v in got["inputs"].values()] == [
-            type(v) for v in want["inputs"].values()
-        ]
-    assert back[0]["created_at"].tzinfo is not None
+    back = encoded.batch()
+    assert len(back) == 50 and back.created_at == rows[0]["created_at"]
+    assert back.created_at.tzinfo is not None
+    assert back.model == tuple(SHARED.values())
+    assert list(back.ids) == [r["id"] for r in rows]
+    assert [tuple(c) for c in back.codes] == [
+        (r["diagnosis_code"], r["treatment_code"], r["quality"]) for r in rows
+    ]
+    for text, out, row in zip(back.inputs, back.outputs, rows, strict=True):
+        assert out == row["outputs"].decode()  # the response item, byte for byte
+        assert text is not None
+        record = orjson.loads(text)
+        assert record == row["inputs"] and list(record) == sorted(row["inputs"])
+        assert [type(record[k]) for k in row["inputs"]] == [type(v) for v in row["inputs"].values()]
+        assert text == orjson.dumps(row["inputs"], option=orjson.OPT_SORT_KEYS).decode()
 
 
 def test_encoded_rows_refuse_columns_of_different_lengths() -> None:
@@ -91,17 +99,18 @@ def test_encoded_rows_refuse_columns_of_different_lengths() -> None:
         EncodedRows.of_batch(datetime.now(UTC), SHARED, ["a"], [], [{}], [b"{}"])
 
 
-def test_expand_keeps_the_order_of_lists_and_batches() -> None:
+def test_batches_keep_the_order_of_lists_and_batches() -> None:
     first, first_rows = batch(3)
-    second, _ = batch(2)
-    single = [{"id": "x"}]
-    rows = expand([single, first, [], second])
-    assert [r["id"] for r in rows] == [
-        "x",
+    second, second_rows = batch(2)
+    single = plain_rows(1)
+    got = batches([single, first, [], second])
+    assert [pid for b in got for pid in b.ids] == [
+        single[0]["id"],
         *(r["id"] for r in first_rows),
-        *(r["id"] for r in second.rows()),
+        *(r["id"] for r in second_rows),
     ]
-    assert expand([EncodedRows.of_batch(datetime.now(UTC), SHARED, [], [], [], [])]) == []
+    empty = batches([EncodedRows.of_batch(datetime.now(UTC), SHARED, [], [], [], [])])
+    assert [len(b) for b in empty] == [0]
 
 
 def test_writes_split_lists_but_never_a_batch() -> None:
