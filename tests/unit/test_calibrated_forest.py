@@ -1,6 +1,7 @@
-"""`CalibratedForest`: a calibrated CatBoost step's calibrators on the NumPy forest give the
-step's own probabilities (binary and multi-class, every method), and a scorer that would not
-is never built."""
+"""`Calibrators`: a calibrated CatBoost step's calibrators applied to the classifier's
+probabilities (from the NumPy forest, or from CatBoost on one thread) give the step's own
+probabilities (binary and multi-class, every method), and calibrators that would not are never
+kept."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from catboost import CatBoostClassifier
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.model_selection import StratifiedKFold
 
-from train_pipeline.fast_path.calibrated import CalibratedForest
+from train_pipeline.fast_path.calibrated import Calibrators
 from train_pipeline.fast_path.forest import ObliviousForest
 
 
@@ -34,27 +35,35 @@ def _step(n_classes: int, method: str) -> tuple[CalibratedClassifierCV, np.ndarr
 
 @pytest.mark.parametrize("n_classes", [2, 3])
 @pytest.mark.parametrize("method", ["sigmoid", "isotonic", "temperature"])
-def test_the_forest_through_the_calibrators_equals_the_step(n_classes: int, method: str) -> None:
+def test_the_calibrators_on_the_classifiers_scores_equal_the_step(
+    n_classes: int, method: str
+) -> None:
     step, X = _step(n_classes, method)
-    forest = ObliviousForest.from_model(step.calibrated_classifiers_[0].estimator)
+    model = step.calibrated_classifiers_[0].estimator
+    forest = ObliviousForest.from_model(model)
     assert forest is not None and forest.checked_rows is not None
-    scorer = CalibratedForest.from_step(step, forest, forest.checked_rows)
-    assert scorer is not None
+    calibration = Calibrators.of_step(step)
+    assert calibration is not None
+    assert calibration.reproduce(
+        step, forest.predict_proba(forest.checked_rows), forest.checked_rows
+    )
     expected = step.predict_proba(X)
-    got = scorer.predict_proba(X)
-    assert got.shape == (len(X), n_classes)
-    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(scorer.predict_proba(X[:1]), expected[:1], rtol=0, atol=1e-12)
-    uncalibrated = forest.predict_proba(X)
-    assert not np.allclose(got, uncalibrated, atol=1e-3)  # the calibrators did something
+    for scores in (forest.predict_proba(X), model.predict_proba(X, thread_count=1)):
+        got = calibration.apply(scores)
+        assert got.shape == (len(X), n_classes)
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+    one = calibration.apply(forest.predict_proba(X[:1]))
+    np.testing.assert_allclose(one, expected[:1], rtol=0, atol=1e-12)
+    assert not np.allclose(expected, forest.predict_proba(X), atol=1e-3)  # calibration acted
 
 
-def test_calibrators_the_forest_cannot_reproduce_are_refused() -> None:
-    """A forest of another model (fewer trees) fails the check: no scorer, the step serves."""
+def test_calibrators_on_another_models_scores_do_not_reproduce_the_step() -> None:
+    """Scores of another model (fewer trees): the check fails, the step itself serves."""
     step, X = _step(3, "temperature")
     fitted = step.calibrated_classifiers_[0].estimator
     other = CatBoostClassifier(iterations=5, depth=4, verbose=0, thread_count=1, random_seed=1)
     other.fit(X, fitted.predict(X).ravel())
-    forest = ObliviousForest.from_model(other)
-    assert forest is not None and forest.checked_rows is not None
-    assert CalibratedForest.from_step(step, forest, forest.checked_rows) is None
+    calibration = Calibrators.of_step(step)
+    assert calibration is not None
+    assert calibration.reproduce(step, fitted.predict_proba(X), X)
+    assert not calibration.reproduce(step, other.predict_proba(X), X)

@@ -1,17 +1,19 @@
-"""A calibrated model step's fitted calibrators applied to the NumPy forest's probabilities.
+"""A calibrated model step's fitted calibrators applied to the classifier's probabilities.
 
 scikit-learn's fitted calibrated classifier (``CalibratedClassifierCV(ensemble=False)``'s one
 ``_CalibratedClassifier``) asks its classifier for scores through ``_get_response_values``,
 which checks the classifier's classes with ``type_of_target`` on every call, and temperature
-scaling validates its input again (``check_array``, narwhals' data-frame probes). On the one or
-two rows of a `/predict` model call that validation cost more than the model: measured
-in-process (default model: temperature-scaled CatBoost, 300 trees, 13 classes, 2 rows, same
-run): 504-725 µs a call through scikit-learn's calibrated classifier reading the forest, 239-269
-µs calling the calibrator's own ``predict`` on the forest's probabilities, 61-72 µs with the
-arithmetic below, 37-40 µs for the forest alone.
+scaling validates its input again (``check_array``, narwhals' data-frame probes); CatBoost is
+then called with the thread count it was trained with. On the one or two rows of a `/predict`
+model call that validation cost more than the model: measured in-process (default model:
+temperature-scaled CatBoost, 300 trees, 13 classes, 2 rows, same run): 504-725 µs a call
+through scikit-learn's calibrated classifier reading the NumPy forest, 239-269 µs calling the
+calibrator's own ``predict`` on the forest's probabilities, 61-72 µs with the arithmetic below,
+37-40 µs for the forest alone.
 
-`CalibratedForest.predict_proba` is ``_CalibratedClassifier.predict_proba`` (scikit-learn 1.9)
-with the classifier's scores taken from the forest directly:
+`Calibrators.apply` is ``_CalibratedClassifier.predict_proba`` (scikit-learn 1.9) on scores the
+caller computed (`FastPipeline`: the NumPy forest up to its row bound, CatBoost on one thread
+above):
 
 - temperature: ``softmax(beta * log(p + 1e-12))`` when the scores are probabilities (every entry
   in [0, 1], rows summing to 1 within ``isclose``), as ``_convert_to_logits`` decides; the raw
@@ -21,10 +23,11 @@ with the classifier's scores taken from the forest directly:
   ``expit(-(a * T + b))`` written out, isotonic through the fitted ``IsotonicRegression``;
 - probabilities above 1 by at most 1e-5 set to 1.
 
-It is built only when it reproduces the step's own ``predict_proba`` on the forest's boundary
-rows to the forest's tolerance (`from_step`); otherwise the step serves, and the caller logs,
-counts and shows it (`FastPipeline.forest_serves`). Tests: tests/unit/test_calibration.py
-(sigmoid, isotonic, temperature; multi-class and binary) against ``Pipeline.predict_proba``.
+`FastPipeline` keeps them only when they reproduce the step's own ``predict_proba`` on the
+forest's check rows, through both score sources, to the forest's tolerance; otherwise the step
+serves, and that is logged, counted and shown (`FastPipeline.forest_serves`). Tests:
+tests/unit/test_calibrated_forest.py (sigmoid, isotonic, temperature; multi-class and binary)
+and tests/unit/test_calibration.py (against ``Pipeline.predict_proba``).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from typing import Any
 import numpy as np
 from scipy.special import expit, softmax
 
-from train_pipeline.fast_path.forest import TOLERANCE, ObliviousForest
+from train_pipeline.fast_path.forest import TOLERANCE
 
 EPS = 1e-12
 """``_convert_to_logits``' guard against log(0)."""
@@ -43,30 +46,25 @@ METHODS = ("sigmoid", "isotonic", "temperature")
 
 
 @dataclass(frozen=True)
-class CalibratedForest:
-    """The forest's probabilities through one fitted calibrated classifier's calibrators.
+class Calibrators:
+    """One fitted calibrated classifier's calibrators, applied to its classifier's scores.
 
     Attributes:
-        forest: the classifier's trees (its ``predict_proba``).
         method: ``sigmoid``, ``isotonic`` or ``temperature``.
         calibrators: the fitted calibrators (one per class; binary: one; temperature: one).
         n_classes: columns of the output (the calibrated step's classes).
-        positions: for each calibrator, its class's column in the output.
+        positions: for each one-vs-rest calibrator, its class's column in the output.
     """
 
-    forest: ObliviousForest
     method: str
     calibrators: tuple[Any, ...]
     n_classes: int
     positions: tuple[int, ...]
 
     @classmethod
-    def from_step(
-        cls, step: Any, forest: ObliviousForest, check_rows: np.ndarray
-    ) -> CalibratedForest | None:
-        """``step``'s (``CalibratedClassifierCV``, ``ensemble=False``) calibrators on
-        ``forest``, if they reproduce ``step.predict_proba`` on ``check_rows`` to `TOLERANCE`;
-        else None."""
+    def of_step(cls, step: Any) -> Calibrators | None:
+        """The calibrators of ``step`` (``CalibratedClassifierCV`` with ``ensemble=False``: one
+        fitted calibrated classifier), or None (several, or a method not written here)."""
         if len(step.calibrated_classifiers_) != 1:
             return None
         fitted = step.calibrated_classifiers_[0]
@@ -80,18 +78,21 @@ class CalibratedForest:
             if any(len(f) != 1 for f in found):
                 return None
             positions = [int(f[0]) for f in found]
-        calibrators = tuple(fitted.calibrators)
-        scorer = cls(forest, fitted.method, calibrators, len(classes), tuple(positions))
-        expected = np.asarray(step.predict_proba(check_rows))
-        got = scorer.predict_proba(check_rows)
-        ok = got.shape == expected.shape and np.allclose(got, expected, rtol=0, atol=TOLERANCE)
-        return scorer if ok else None
+        return cls(fitted.method, tuple(fitted.calibrators), len(classes), tuple(positions))
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """(n, K) calibrated probabilities, in the calibrated step's class order."""
-        scores = self.forest.predict_proba(X)
+    def reproduce(self, step: Any, scores: np.ndarray, rows: np.ndarray) -> bool:
+        """True when `apply` to ``scores`` (the classifier's, on ``rows``) gives
+        ``step.predict_proba(rows)`` to `TOLERANCE`."""
+        expected = np.asarray(step.predict_proba(rows))
+        got = self.apply(scores)
+        return got.shape == expected.shape and np.allclose(got, expected, rtol=0, atol=TOLERANCE)
+
+    def apply(self, scores: np.ndarray) -> np.ndarray:
+        """(n, K) calibrated probabilities from the classifier's (n, K) probabilities, in the
+        calibrated step's class order."""
         if self.method == "temperature":
-            proba = np.asarray(softmax(self.calibrators[0].beta_ * _logits(scores), axis=1))
+            logits = _logits(np.asarray(scores, dtype=float))
+            proba = np.asarray(softmax(self.calibrators[0].beta_ * logits, axis=1))
         else:
             proba = self._one_vs_rest(scores)
         proba[(proba > 1.0) & (proba <= 1.0 + 1e-5)] = 1.0

@@ -7,24 +7,24 @@ and without sklearn's per-call validation: it calls the same transformer cores
 `MedianImputer.transform_array`) and then the booster.
 
 A calibrated model step (`models.calibrated`: `CalibratedClassifierCV`) is served exactly: its
-own fitted calibrators read the classifier's probabilities, from the NumPy forest up to
-`FOREST_MAX_ROWS` rows (`calibrated_forest`: `calibrated.CalibratedForest`, the fitted
-calibrators without scikit-learn's per-call validation, checked against the step to the
-forest's tolerance when built)
-and from the step's own ``predict_proba`` above; SHAP explains the classifier inside it, fitted
-on every training row (`calibrated` holds the step, `model` that classifier).
+own fitted calibrators (`calibration`: `calibrated.Calibrators`, without scikit-learn's
+per-call validation) read the classifier's probabilities, from the NumPy forest up to
+`FOREST_MAX_ROWS` rows and from CatBoost on one thread above, once they reproduce the step on
+the forest's check rows through both; else the step's own ``predict_proba`` serves. SHAP
+explains the classifier inside it, fitted on every training row (`calibrated` holds the step,
+`model` that classifier).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 from sklearn.pipeline import Pipeline
 
-from train_pipeline.fast_path.calibrated import CalibratedForest
+from train_pipeline.fast_path.calibrated import Calibrators
 from train_pipeline.fast_path.forest import ObliviousForest
 from train_pipeline.features import ClinicalFeatures, MedianImputer, TargetEncoder
 from train_pipeline.models.calibrated import base_model, is_calibrated
@@ -53,8 +53,9 @@ class FastPipeline:
             CatBoost when built), used up to `FOREST_MAX_ROWS` rows; None: CatBoost always
             above it.
         calibrated: the calibrated model step that scores, None when `model` scores itself.
-        calibrated_forest: ``calibrated``'s fitted calibrators reading the forest (None: no
-            forest, or not reproduced to its tolerance: the step itself scores).
+        calibration: ``calibrated``'s fitted calibrators, applied to the classifier's
+            probabilities from the forest or from CatBoost on one thread (None: no forest to
+            check them on, or not reproduced to its tolerance: the step itself scores).
     """
 
     features: ClinicalFeatures
@@ -67,7 +68,7 @@ class FastPipeline:
     single_row_threads: int = 1
     forest: ObliviousForest | None = None
     calibrated: Any = None
-    calibrated_forest: CalibratedForest | None = None
+    calibration: Calibrators | None = None
 
     @classmethod
     def from_pipeline(cls, pipeline: Pipeline, *, forest: bool = True) -> FastPipeline:
@@ -93,7 +94,7 @@ class FastPipeline:
         if not kind:
             raise TypeError(f"no fast path for model type {name}")
         trees = ObliviousForest.from_model(model) if forest and kind == "catboost" else None
-        return cls(
+        fast = cls(
             features=steps["features"],
             encoder=steps["encode"],
             imputer=steps["impute"],
@@ -103,20 +104,28 @@ class FastPipeline:
             sources=output_sources(pipeline),
             forest=trees,
             calibrated=calibrated,
-            calibrated_forest=(
-                CalibratedForest.from_step(calibrated, trees, trees.checked_rows)
-                if calibrated is not None and trees is not None and trees.checked_rows is not None
-                else None
-            ),
         )
+        calibration = Calibrators.of_step(calibrated) if calibrated is not None else None
+        if calibration is not None and fast._holds(calibration):
+            fast = replace(fast, calibration=calibration)
+        return fast
+
+    def _holds(self, calibration: Calibrators) -> bool:
+        """``calibration`` on the forest's and on CatBoost's probabilities reproduces the
+        calibrated step on the rows the forest was checked on."""
+        forest, step = self.forest, self.calibrated
+        if forest is None or forest.checked_rows is None:
+            return False
+        rows = forest.checked_rows
+        return calibration.reproduce(
+            step, forest.predict_proba(rows), rows
+        ) and calibration.reproduce(step, self._model_scores(rows), rows)
 
     @property
     def forest_serves(self) -> bool:
         """The NumPy forest scores (up to `FOREST_MAX_ROWS` rows), through the calibrators
         when the model is calibrated."""
-        return self.forest is not None and (
-            self.calibrated is None or self.calibrated_forest is not None
-        )
+        return self.forest is not None and (self.calibrated is None or self.calibration is not None)
 
     @property
     def input_names(self) -> list[str]:
@@ -135,12 +144,20 @@ class FastPipeline:
 
     def predict_proba_matrix(self, X: np.ndarray) -> np.ndarray:
         """Probabilities from an already transformed matrix."""
-        if self.calibrated is not None:
-            if self.calibrated_forest is not None and X.shape[0] <= FOREST_MAX_ROWS:
-                return self.calibrated_forest.predict_proba(X)
-            return np.asarray(self.calibrated.predict_proba(X))
+        if self.calibrated is None:
+            return self._scores(X)
+        if self.calibration is not None:
+            return self.calibration.apply(self._scores(X))
+        return np.asarray(self.calibrated.predict_proba(X))
+
+    def _scores(self, X: np.ndarray) -> np.ndarray:
+        """The classifier's own probabilities: the forest's up to `FOREST_MAX_ROWS` rows."""
         if self.forest is not None and X.shape[0] <= FOREST_MAX_ROWS:
             return self.forest.predict_proba(X)
+        return self._model_scores(X)
+
+    def _model_scores(self, X: np.ndarray) -> np.ndarray:
+        """The classifier's own probabilities, from the model itself."""
         if self.kind == "linear":
             return np.asarray(self.model.predict_proba(X))
         if self.kind == "catboost":
