@@ -195,13 +195,16 @@ def select_model(
     """
     folds_ = _folds(task, train, budget, seed, metric)
     full_rounds = len(train) <= budget.max_rows // 3
+    sampled = len(folds_.data) < len(train)
     results: list[CandidateResult] = []
     trials: list[TrialRecord] = []
     oof: dict[str, np.ndarray] = {}
     for family in families:
         # a small split's CV is several partitions: prune only after a whole one
         study = _study(seed, len(folds_.splits) // folds_.repeats - 1 if folds_.repeats > 1 else 0)
-        first = [defaults(family, base_params(family)), *grid(family)]  # the defaults first
+        # the defaults first, then logreg's C grid where the search's choice is final (a
+        # sampled search only ranks the families for the second look: its budget stays)
+        first = [defaults(family, base_params(family)), *([] if sampled else grid(family))]
         for params in first:
             study.enqueue_trial(params)
         probas: dict[int, np.ndarray] = {}

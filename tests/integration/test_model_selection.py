@@ -119,6 +119,8 @@ def test_a_sampled_search_takes_a_second_look_at_full_fidelity(
     budget = SearchBudget(trials=1, time_budget_s=60.0, max_rows=300)
     sel = select_model(task, train_df, CANDIDATES, base, budget, "f1_macro", 3)
     assert sel.n_rows == 300 < len(train_df)
+    # a sampled search keeps its trial budget: no C grid for logistic regression
+    assert sum(t.family == "logreg" for t in sel.trials) == budget.trials == 1
     # every family, with its tuned and (where they differ) its default parameters
     assert {label.split(" ")[0] for label in sel.confirmed} == set(CANDIDATES)
     best = max(sel.confirmed, key=lambda k: sel.confirmed[k])
