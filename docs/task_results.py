@@ -5,9 +5,10 @@ under ``--store`` (default ``task_results/``, git-ignored), with `make train`'s 
 (``--model auto``, the HP_TRAIN_* budget), then one Markdown table goes to ``--out``: the
 selected model, held-out macro-F1 (at the operating point's threshold where the task has one) and
 ROC-AUC with bootstrap 95 % intervals, logistic regression and the majority class on the same
-held-out rows, the calibration error before and after calibration, the champion gate, the
-operating point where the task configures one, and the seconds each task took. A documentation
-tool: it calls `train_pipeline.train.train` like the CLI does.
+held-out rows, the calibration error before and after calibration (and its noise floor: what a
+perfectly calibrated model with the same probabilities shows on that many rows), the champion
+gate, the operating point where the task configures one, and the seconds each task took. A
+documentation tool: it calls `train_pipeline.train.train` like the CLI does.
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ def row(result: TrainResult, seconds: float) -> str:
     calibration = f"{m['calibration_error']:.3f} (not calibrated)"
     if m.get("calibrated"):
         calibration = f"{m['calibration_error_uncalibrated']:.3f} → {m['calibration_error']:.3f}"
+    if "calibration_error_noise_floor" in m:  # a perfectly calibrated model's, on these rows
+        calibration += f" (floor {m['calibration_error_noise_floor']:.3f})"
     cells = [
         result.task,
         chosen,

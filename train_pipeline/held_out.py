@@ -53,9 +53,12 @@ def add_calibration(
     errors = {
         "before": ev.expected_calibration_error(y, before, cal.N_BINS),
         "after": ev.expected_calibration_error(y, after, cal.N_BINS),
+        "floor": cal.noise_floor(after, choice.opts.seed),  # a perfect model's, on these rows
+        "rows": len(y),
     }
     out.metrics |= {f"diagnosis_{k}": v for k, v in decision.metrics().items()}
     out.metrics["diagnosis_calibration_error_uncalibrated"] = errors["before"]
+    out.metrics["diagnosis_calibration_error_noise_floor"] = errors["floor"]
     out.metrics["diagnosis_calibrated"] = float(decision.method is not None)
     curves = {"uncalibrated": before}
     if decision.method is not None:

@@ -18,6 +18,7 @@ from train_pipeline.calibration import CalibrationChoice, choose_calibration
 from train_pipeline.contract import TaskContract
 from train_pipeline.fitting import FitOptions, threads_params
 from train_pipeline.models.pipeline import BOOSTERS, DEFAULT_PARAMS
+from train_pipeline.parsimony import repeats_for
 from train_pipeline.selection import (
     CANDIDATES,
     SearchBudget,
@@ -125,7 +126,8 @@ def with_calibration(
         )
     classes = class_order(task.diagnosis.codes, train_df[task.diagnosis.name].astype(str).unique())
     forced = None if mode == "auto" else mode
-    cal = choose_calibration(y, proba, classes, metric, opts.seed, forced)
+    repeats = repeats_for(len(y))  # a small split's gain must hold on several cross-fits
+    cal = choose_calibration(y, proba, classes, metric, opts.seed, forced, repeats)
     opts = replace(opts, calibration=cal.method)
     return replace(choice, opts=opts, calibration=cal, oof=(y, cal.oof_proba))
 

@@ -7,7 +7,9 @@ Budget: `SearchBudget` (``--trials`` / ``--time-budget``, ``HP_TRAIN_TRIALS`` /
 sample of at most ``max_rows`` rows, with boosters at a quarter of their rounds and twice the
 learning rate (the convention of the CV stage, `model_choice._scaled`); the families that come
 within a margin of the best then get a second look at full fidelity (`confirmation`), and the
-winner is refitted on the whole split with its full rounds. No MLflow here: `trials` are logged
+winner is refitted on the whole split with its full rounds. A small split is cross-validated
+several times and a simpler family within one standard error of the best wins (`parsimony`).
+The families' search spaces are `search_space`'s. No MLflow here: `trials` are logged
 as nested runs by `register.log_bundle`.
 """
 
@@ -21,21 +23,27 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.metrics import fbeta_score
-from sklearn.model_selection import StratifiedKFold, train_test_split
+from sklearn.model_selection import train_test_split
 
 from train_pipeline import evaluate as ev
 from train_pipeline.confirmation import second_look
 from train_pipeline.contract import TaskContract
 from train_pipeline.models import diagnosis
-from train_pipeline.models.pipeline import BOOSTERS, class_weights
+from train_pipeline.models.pipeline import class_weights
+from train_pipeline.parsimony import (
+    cv_splits,
+    one_standard_error,
+    repeats_for,
+    simplest_trial,
+    standard_error,
+)
+from train_pipeline.search_space import defaults, grid, search_params, suggest
 from train_pipeline.split import class_order, encode_labels
 
 logger = logging.getLogger(__name__)
 
 CANDIDATES: tuple[str, ...] = ("catboost", "xgboost", "logreg")
 PRIMARY_METRICS: tuple[str, ...] = ("f1_macro", "roc_auc", "f2")
-SEARCH_ROUNDS = 0.25  # boosters' rounds during the search (x their final rounds) ...
-SEARCH_RATE = 2.0  # ... at this multiple of the learning rate (see the module docstring)
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,7 @@ class CandidateResult:
     params: dict[str, Any]
     trials: int
     pruned: int
+    cv_se: float = 0.0  # standard error of cv_mean (`parsimony.standard_error`)
 
 
 @dataclass(frozen=True)
@@ -87,6 +96,8 @@ class Selection:
     oof_proba: np.ndarray = field(repr=False)
     confirmed: dict[str, float] = field(default_factory=dict)  # the second look's scores
     confirmed_params: dict[str, Any] | None = None  # the second look's winning parameters
+    rule: str | None = None  # why the one-standard-error rule preferred a simpler family
+    repeats: int = 1  # CV partitions averaged (`parsimony.repeats_for`)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -105,16 +116,19 @@ class Selection:
                 f"of the training split ({self.metric}: {looks}) after the search on "
                 f"{self.n_rows} sampled rows"
             )
+        if self.rule:
+            return f"{self.rule} ({self.repeats} x stratified CV on {self.n_rows} training rows)"
         others = [c for c in self.candidates if c.family != self.winner]
         versus = ", ".join(f"{c.family} {c.cv_mean:.4f}" for c in others) or "no other candidate"
         return (
             f"{self.winner} won: best cross-validated {self.metric} on the training split "
-            f"({self.best.cv_mean:.4f} ± {self.best.cv_std:.4f}) against {versus}"
+            f"({self.best.cv_mean:.4f} ± {self.best.cv_se:.4f} standard error) against {versus}"
         )
 
     def metrics(self) -> dict[str, float]:
         out = {f"selection_{c.family}_cv_{self.metric}": c.cv_mean for c in self.candidates}
         out |= {f"selection_{c.family}_cv_std": c.cv_std for c in self.candidates}
+        out |= {f"selection_{c.family}_cv_se": c.cv_se for c in self.candidates}
         out |= {
             f"selection_{k.replace(' (defaults)', '_defaults')}_second_look_{self.metric}": v
             for k, v in self.confirmed.items()
@@ -125,8 +139,9 @@ class Selection:
         lines = [
             "## Model selection",
             "",
-            f"Optuna TPE, {len(self.trials)} trials, {self.metric} by stratified CV on "
-            f"{self.n_rows} training rows (held-out rows never seen).",
+            f"Optuna TPE, {len(self.trials)} trials, {self.metric} by stratified CV "
+            f"({self.repeats} partition(s)) on {self.n_rows} training rows (held-out rows never "
+            "seen); ± is the standard error of the mean.",
             "",
             f"| candidate | CV {self.metric} | ± | trials (pruned) |",
             "|---|---|---|---|",
@@ -134,7 +149,7 @@ class Selection:
         for c in sorted(self.candidates, key=lambda c: -c.cv_mean):
             mark = " **(selected)**" if c.family == self.winner else ""
             lines.append(
-                f"| {c.family}{mark} | {c.cv_mean:.4f} | {c.cv_std:.4f} | {c.trials} ({c.pruned}) |"
+                f"| {c.family}{mark} | {c.cv_mean:.4f} | {c.cv_se:.4f} | {c.trials} ({c.pruned}) |"
             )
         return "\n".join([*lines, "", self.reason() + "."])
 
@@ -150,40 +165,6 @@ def fold_score(metric: str, y: np.ndarray, proba: np.ndarray, classes: list[str]
         grid = np.unique(np.round(proba[:, 1], 3))
         return float(max(fbeta_score(y, proba[:, 1] >= t, beta=2) for t in grid))
     raise ValueError(f"unknown primary metric {metric!r}; one of {PRIMARY_METRICS}")
-
-
-def suggest(trial: Any, family: str, final: dict[str, Any]) -> dict[str, Any]:
-    """The family's search space; returns the FINAL parameters (full rounds)."""
-    if family == "logreg":
-        return {**final, "C": trial.suggest_float("C", 1e-3, 10.0, log=True)}
-    if family == "catboost":
-        tuned = {
-            "depth": trial.suggest_int("depth", 4, 8),
-            "learning_rate": trial.suggest_float("learning_rate", 0.03, 0.3, log=True),
-            "l2_leaf_reg": trial.suggest_float("l2_leaf_reg", 1.0, 10.0, log=True),
-        }
-    else:
-        tuned = {
-            "max_depth": trial.suggest_int("max_depth", 3, 8),
-            "learning_rate": trial.suggest_float("learning_rate", 0.03, 0.3, log=True),
-            "min_child_weight": trial.suggest_float("min_child_weight", 0.5, 10.0, log=True),
-            "subsample": trial.suggest_float("subsample", 0.6, 1.0),
-            "colsample_bytree": trial.suggest_float("colsample_bytree", 0.5, 1.0),
-        }
-    return {**final, **tuned}
-
-
-def search_params(family: str, final: dict[str, Any], full_rounds: bool) -> dict[str, Any]:
-    """What a trial fits: boosters with fewer rounds at a higher rate unless ``full_rounds``."""
-    if family not in BOOSTERS or full_rounds:
-        return dict(final)
-    key = "iterations" if family == "catboost" else "n_estimators"
-    rate = float(final.get("learning_rate", 0.1))
-    return {
-        **final,
-        key: max(int(final[key] * SEARCH_ROUNDS), 10),
-        "learning_rate": min(0.5, rate * SEARCH_RATE),
-    }
 
 
 def search_rows(train: pd.DataFrame, y: np.ndarray, budget: SearchBudget, seed: int) -> np.ndarray:
@@ -214,29 +195,38 @@ def select_model(
     """
     folds_ = _folds(task, train, budget, seed, metric)
     full_rounds = len(train) <= budget.max_rows // 3
+    sampled = len(folds_.data) < len(train)
     results: list[CandidateResult] = []
     trials: list[TrialRecord] = []
     oof: dict[str, np.ndarray] = {}
     for family in families:
-        study = _study(seed)
-        study.enqueue_trial(_defaults(family, base_params(family)))  # trial 0: the defaults
-        best: dict[str, Any] = {"score": -np.inf}
+        # a small split's CV is several partitions: prune only after a whole one
+        study = _study(seed, len(folds_.splits) // folds_.repeats - 1 if folds_.repeats > 1 else 0)
+        # the defaults first, then logreg's C grid where the search's choice is final (a
+        # sampled search only ranks the families for the second look: its budget stays)
+        first = [defaults(family, base_params(family)), *([] if sampled else grid(family))]
+        for params in first:
+            study.enqueue_trial(params)
+        probas: dict[int, np.ndarray] = {}
 
-        def objective(trial: Any, family: str = family, best: dict[str, Any] = best) -> float:
+        def objective(
+            trial: Any, family: str = family, probas: dict[int, np.ndarray] = probas
+        ) -> float:
             final = suggest(trial, family, base_params(family))
             fit = search_params(family, final, full_rounds)
-            score, std, proba = _cv(folds_, family, fit, trial)
+            score, std, se, probas[trial.number] = _cv(folds_, family, fit, trial)
             trial.set_user_attr("final_params", final)
             trial.set_user_attr("cv_std", std)
-            if score > best["score"]:
-                best.update(score=score, proba=proba)
+            trial.set_user_attr("cv_se", se)
             return score
 
-        study.optimize(objective, n_trials=max(1, budget.trials), timeout=budget.time_budget_s)
-        results.append(_candidate(family, study))
+        n_trials = max(1, budget.trials, len(first))
+        study.optimize(objective, n_trials=n_trials, timeout=budget.time_budget_s)
+        result, number = _candidate(family, study)
+        results.append(result)
         trials += _records(family, study)
-        if "proba" in best:
-            oof[family] = best["proba"]
+        if number is not None:
+            oof[family] = probas[number]
     return _winner(task, train, folds_, results, trials, oof, base_params)
 
 
@@ -249,19 +239,20 @@ def _winner(
     oof: dict[str, np.ndarray],
     base_params: BaseParams,
 ) -> Selection:
-    """The best CV score wins; after a search on a sample, the second look's best
+    """The best CV score wins, or a simpler family within one standard error of it
+    (`parsimony.one_standard_error`); after a search on a sample, the second look's best
     (`confirmation.second_look`)."""
     done = [r for r in results if np.isfinite(r.cv_mean)]
     if not done:
         raise ValueError("model selection: no candidate completed a trial")
-    winner, final, looks = max(done, key=lambda r: r.cv_mean).family, None, {}
+    (winner, rule), final, looks = one_standard_error(done), None, {}
     if len(f.data) < len(train):
         y_all = encode_labels(train[task.diagnosis.name], f.classes)
         score = lambda y, p: fold_score(f.metric, y, p, f.classes)  # noqa: E731
         looks = second_look(task, train, y_all, done, base_params, score, f.seed)
     if looks:
         label = max(looks, key=lambda k: looks[k][0])
-        winner, final = label.split(" ")[0], looks[label][1]
+        winner, final, rule = label.split(" ")[0], looks[label][1], None
     scores = {k: v[0] for k, v in looks.items()}
     return Selection(
         winner,
@@ -273,34 +264,19 @@ def _winner(
         oof[winner],
         scores,
         final,
+        rule,
+        f.repeats,
     )
 
 
-def _defaults(family: str, base: dict[str, Any]) -> dict[str, Any]:
-    """The family's default parameters within its search space: the first trial, so a tuned
-    model is chosen only when it beats the defaults on CV."""
-    names = {
-        "logreg": ("C",),
-        "catboost": ("depth", "learning_rate", "l2_leaf_reg"),
-        "xgboost": (
-            "max_depth",
-            "learning_rate",
-            "min_child_weight",
-            "subsample",
-            "colsample_bytree",
-        ),
-    }[family]
-    return {k: base[k] for k in names if k in base}
-
-
-def _study(seed: int) -> Any:
+def _study(seed: int, warmup: int = 0) -> Any:
     import optuna  # lazy: only training searches
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna.create_study(
         direction="maximize",
         sampler=optuna.samplers.TPESampler(seed=seed),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=warmup),
     )
 
 
@@ -315,6 +291,7 @@ class _Folds:
     splits: list[tuple[np.ndarray, np.ndarray]]
     seed: int
     metric: str
+    repeats: int = 1  # partitions in `splits` (the first one gives the out-of-fold rows)
 
 
 def _folds(
@@ -327,15 +304,17 @@ def _folds(
     rows = search_rows(train, y_all, budget, seed)
     data, y = train.iloc[rows], y_all[rows]
     folds = max(2, min(budget.folds, int(np.bincount(y).min())))
-    splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(data, y))
-    return _Folds(task, data, y, classes, splits, seed, metric)
+    repeats = repeats_for(len(data))
+    splits = cv_splits(y, folds, seed, repeats)
+    return _Folds(task, data, y, classes, splits, seed, metric, repeats)
 
 
 def _cv(
     f: _Folds, family: str, params: dict[str, Any], trial: Any
-) -> tuple[float, float, np.ndarray]:
-    """Mean and std of the fold scores and the out-of-fold probabilities; prunes after each
-    fold when the running mean is below the median of earlier trials."""
+) -> tuple[float, float, float, np.ndarray]:
+    """Mean, std and standard error of the fold scores and the out-of-fold probabilities (the
+    first partition's); prunes after each fold when the running mean is below the median of
+    earlier trials."""
     import optuna
 
     proba = np.zeros((len(f.y), len(f.classes)))
@@ -344,15 +323,17 @@ def _cv(
         pipe = diagnosis.build_pipeline(f.task, family, params, f.seed)
         yf = f.y[fit_idx]
         pipe.fit(f.data.iloc[fit_idx], yf, model__sample_weight=class_weights(yf))
-        part = pipe.predict_proba(f.data.iloc[val_idx])
-        proba[np.ix_(val_idx, pipe.named_steps["model"].classes_)] = part
-        scores.append(fold_score(f.metric, f.y[val_idx], proba[val_idx], f.classes))
+        part = np.zeros((len(val_idx), len(f.classes)))
+        part[:, pipe.named_steps["model"].classes_] = pipe.predict_proba(f.data.iloc[val_idx])
+        if step < len(f.splits) // f.repeats:
+            proba[val_idx] = part
+        scores.append(fold_score(f.metric, f.y[val_idx], part, f.classes))
         if trial is None:
             continue
         trial.report(float(np.mean(scores)), step)
         if trial.should_prune():
             raise optuna.TrialPruned()
-    return float(np.mean(scores)), float(np.std(scores)), proba
+    return float(np.mean(scores)), float(np.std(scores)), standard_error(scores), proba
 
 
 def out_of_fold(
@@ -367,18 +348,20 @@ def out_of_fold(
     fixed parameters (a forced model's operating point)."""
     f = _folds(task, train, budget, seed, "f1_macro")
     fit = search_params(family, params, len(train) <= budget.max_rows // 3)
-    _, _, proba = _cv(f, family, fit, None)
+    _, _, _, proba = _cv(f, family, fit, None)
     return f.y, proba
 
 
-def _candidate(family: str, study: Any) -> CandidateResult:
+def _candidate(family: str, study: Any) -> tuple[CandidateResult, int | None]:
+    """The family's chosen trial (`parsimony.simplest_trial`: its best, or for logistic
+    regression the strongest regularisation within one standard error of it) and its number."""
     import optuna
 
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
     if not complete:
-        return CandidateResult(family, float("-inf"), 0.0, {}, len(study.trials), pruned)
-    best = max(complete, key=lambda t: t.value)
+        return CandidateResult(family, float("-inf"), 0.0, {}, len(study.trials), pruned), None
+    best = simplest_trial(family, complete)
     return CandidateResult(
         family,
         float(best.value),
@@ -386,7 +369,8 @@ def _candidate(family: str, study: Any) -> CandidateResult:
         dict(best.user_attrs["final_params"]),
         len(study.trials),
         pruned,
-    )
+        float(best.user_attrs.get("cv_se", 0.0)),
+    ), best.number
 
 
 def _records(family: str, study: Any) -> list[TrialRecord]:
