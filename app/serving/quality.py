@@ -104,6 +104,7 @@ def assess_many(
         return [assess(r, task) for r in records]
     missing = np.column_stack([np.isnan(np.asarray(columns[n], dtype=float)) for n in reported])
     keys = missing @ (np.int64(1) << np.arange(len(reported), dtype=np.int64))
-    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-    shared = [assess(records[i], task) for i in first.tolist()]
-    return [shared[j] for j in inverse.ravel().tolist()]
+    first: dict[int, int] = {}  # pattern -> its first record (a dict: cheaper than np.unique)
+    patterns = [first.setdefault(key, i) for i, key in enumerate(keys.tolist())]
+    shared = {i: assess(records[i], task) for i in first.values()}
+    return [shared[i] for i in patterns]

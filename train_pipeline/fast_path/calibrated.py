@@ -119,6 +119,9 @@ class Calibrators:
 
 def _logits(scores: np.ndarray) -> np.ndarray:
     """Log-probabilities when ``scores`` are probabilities, else the scores themselves."""
-    if ((scores >= 0) & (scores <= 1)).all() and np.isclose(scores.sum(axis=1), 1.0).all():
+    # np.isclose(sums, 1.0) with its default tolerances, written out (|a - 1| <= atol + rtol):
+    # the same test, without isclose's Python wrapper (~15 µs a call).
+    sums = scores.sum(axis=1)
+    if ((scores >= 0) & (scores <= 1)).all() and (np.abs(sums - 1.0) <= 1e-08 + 1e-05).all():
         return np.log(scores + EPS)
     return scores
