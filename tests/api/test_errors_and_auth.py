@@ -127,6 +127,15 @@ def test_rate_limit_per_key(small_app_client: TestClient) -> None:
     assert small_app_client.get("/health/live").status_code == 200  # open routes: no limit
 
 
+def test_a_route_with_two_role_checks_takes_one_token(small_app_client: TestClient) -> None:
+    """`/feedback/export` is checked twice (the router's clinician role, the route's admin role):
+    the caller is authenticated once per request, so 2/min allows two such requests."""
+    key = {"X-API-Key": "plain-admin"}
+    codes = [small_app_client.get("/feedback/export", headers=key).status_code for _ in range(2)]
+    assert codes == [200, 200]
+    assert_error(small_app_client.get("/feedback/export", headers=key), 429, "rate_limited")
+
+
 def test_unhandled_error_is_a_generic_500(
     small_app_client: TestClient, caplog: pytest.LogCaptureFixture
 ) -> None:
