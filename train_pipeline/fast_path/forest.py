@@ -87,7 +87,7 @@ class ObliviousForest:
 
     Attributes:
         checked_rows: the rows `from_model` compared with CatBoost (None: built directly), which
-            a calibrated step's check reads too (`calibrated.CalibratedForest.from_step`).
+            a calibrated step's check reads too (`FastPipeline._holds`).
     """
 
     checked_rows: np.ndarray | None = None
