@@ -25,8 +25,6 @@ import orjson
 from app.store.prediction_batch import MODEL_COLUMNS, PredictionBatch, canonical_json
 
 Row = dict[str, Any]
-SHARED = MODEL_COLUMNS
-"""The columns every row of one batch shares (its model)."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +56,7 @@ class EncodedRows:
         head = orjson.dumps(
             {
                 "created_at": created_at,
-                "shared": [shared[k] for k in SHARED],
+                "shared": [shared[k] for k in MODEL_COLUMNS],
                 "ids": ids,
                 "codes": codes,
                 "records": records,

@@ -44,9 +44,8 @@ def test_the_calibrators_on_the_classifiers_scores_equal_the_step(
     assert forest is not None and forest.checked_rows is not None
     calibration = Calibrators.of_step(step)
     assert calibration is not None
-    assert calibration.reproduce(
-        step, forest.predict_proba(forest.checked_rows), forest.checked_rows
-    )
+    rows = forest.checked_rows
+    assert calibration.reproduce(step.predict_proba(rows), forest.predict_proba(rows))
     expected = step.predict_proba(X)
     for scores in (forest.predict_proba(X), model.predict_proba(X, thread_count=1)):
         got = calibration.apply(scores)
@@ -65,5 +64,6 @@ def test_calibrators_on_another_models_scores_do_not_reproduce_the_step() -> Non
     other.fit(X, fitted.predict(X).ravel())
     calibration = Calibrators.of_step(step)
     assert calibration is not None
-    assert calibration.reproduce(step, fitted.predict_proba(X), X)
-    assert not calibration.reproduce(step, other.predict_proba(X), X)
+    expected = step.predict_proba(X)
+    assert calibration.reproduce(expected, fitted.predict_proba(X))
+    assert not calibration.reproduce(expected, other.predict_proba(X))

@@ -80,10 +80,9 @@ class Calibrators:
             positions = [int(f[0]) for f in found]
         return cls(fitted.method, tuple(fitted.calibrators), len(classes), tuple(positions))
 
-    def reproduce(self, step: Any, scores: np.ndarray, rows: np.ndarray) -> bool:
-        """True when `apply` to ``scores`` (the classifier's, on ``rows``) gives
-        ``step.predict_proba(rows)`` to `TOLERANCE`."""
-        expected = np.asarray(step.predict_proba(rows))
+    def reproduce(self, expected: np.ndarray, scores: np.ndarray) -> bool:
+        """True when `apply` to ``scores`` (the classifier's, on some rows) gives ``expected``
+        (the calibrated step's ``predict_proba`` of those rows) to `TOLERANCE`."""
         got = self.apply(scores)
         return got.shape == expected.shape and np.allclose(got, expected, rtol=0, atol=TOLERANCE)
 

@@ -113,13 +113,14 @@ class FastPipeline:
     def _holds(self, calibration: Calibrators) -> bool:
         """``calibration`` on the forest's and on CatBoost's probabilities reproduces the
         calibrated step on the rows the forest was checked on."""
-        forest, step = self.forest, self.calibrated
-        if forest is None or forest.checked_rows is None:
+        forest = self.forest
+        if forest is None or forest.checked_rows is None or self.calibrated is None:
             return False
         rows = forest.checked_rows
-        return calibration.reproduce(
-            step, forest.predict_proba(rows), rows
-        ) and calibration.reproduce(step, self._model_scores(rows), rows)
+        expected = np.asarray(self.calibrated.predict_proba(rows))  # once, for both sources
+        return calibration.reproduce(expected, forest.predict_proba(rows)) and (
+            calibration.reproduce(expected, self._model_scores(rows))
+        )
 
     @property
     def forest_serves(self) -> bool:
