@@ -26,6 +26,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app, migrate_if_needed
+from app.serving.loader import BENTOML_HEAD_START
 from app.settings import DEFAULT_ADMIN_KEY, PROJECT_ROOT, Settings
 from tests.api.conftest import ADMIN, CLINICIAN, FROM_ENV, assert_error, make_settings
 from tests.factories import make_patient
@@ -151,14 +152,21 @@ def test_loads_from_a_real_mlflow_server(
         client.__exit__(None, None, None)
 
 
-@pytest.mark.parametrize(("timeout_env", "bound_s"), [(None, 12.0), ("2", 4.0)])
+def fallback_bound(timeout_s: float, load_seconds: float) -> float:
+    """How long a start or reload may take over a silent tracking server: the MLflow deadline,
+    or, when the BentoML load begun at half of it runs past it, that load's end; plus 2 s for
+    the rest (app start, the audit event). The BentoML load's own time comes from the loader,
+    so a slow shared host stretches the bound only by what the fallback itself took."""
+    return max(timeout_s, timeout_s * BENTOML_HEAD_START + load_seconds) + 2.0
+
+
+@pytest.mark.parametrize("timeout_env", [None, "2"])
 def test_black_hole_tracking_server_falls_back_to_bentoml(
     black_hole: BlackHole,
     trained_store: Any,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     timeout_env: str | None,
-    bound_s: float,
 ) -> None:
     if timeout_env is None:
         monkeypatch.delenv("HP_MLFLOW_TIMEOUT_S", raising=False)
@@ -170,7 +178,8 @@ def test_black_hole_tracking_server_falls_back_to_bentoml(
         bentoml_home=Path(trained_store.bentoml_home),
         mlflow_timeout_s=FROM_ENV,  # HP_MLFLOW_TIMEOUT_S, or the default 10 s
     )
-    assert settings.mlflow_timeout_s == (float(timeout_env) if timeout_env else 10.0)
+    timeout_s = float(timeout_env) if timeout_env else 10.0
+    assert settings.mlflow_timeout_s == timeout_s
     # The audit store already exists, as on any restart: a first boot adds its one-off
     # migration (a child process, a few seconds) to the startup, not to the model fallback.
     assert migrate_if_needed(settings.database_url) is True
@@ -179,9 +188,10 @@ def test_black_hole_tracking_server_falls_back_to_bentoml(
         ready = client.get("/health/ready")
         assert ready.status_code == 200, ready.text
         assert ready.json()["source"] == "bentoml"
-        assert seconds <= bound_s, f"ready after {seconds:.1f} s (bound {bound_s} s)"
         assert black_hole.held, "the app never even connected to the black hole"
         loader = client.get("/health").json()["loader"]
+        bound_s = fallback_bound(timeout_s, loader["load_seconds"])
+        assert seconds <= bound_s, f"ready after {seconds:.1f} s (bound {bound_s:.1f} s)"
         assert "mlflow" in loader["source_errors"]
         # A request path that calls MLflow is bounded the same way: the reload asks the
         # silent tracking server, gives up within HP_MLFLOW_TIMEOUT_S, reloads from BentoML.
@@ -190,7 +200,8 @@ def test_black_hole_tracking_server_falls_back_to_bentoml(
         elapsed = time.monotonic() - started
         assert reloaded.status_code == 200, reloaded.text
         assert reloaded.json()["current"]["source"] == "bentoml"
-        assert elapsed <= bound_s, f"reload took {elapsed:.1f} s (bound {bound_s} s)"
+        bound_s = fallback_bound(timeout_s, reloaded.json()["load_seconds"])
+        assert elapsed <= bound_s, f"reload took {elapsed:.1f} s (bound {bound_s:.1f} s)"
     finally:
         client.__exit__(None, None, None)
 
