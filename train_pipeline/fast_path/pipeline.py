@@ -164,10 +164,11 @@ class FastPipeline:
         if self.kind == "catboost":
             # One thread up to 4,096 rows: 1,000 rows take the same wall time (2.9 ms) as with all
             # threads on this 2-core host but 2.9 vs 4.2-6.1 ms of process CPU (busy workers).
-            # float32, the type CatBoost reads features as: its Pool takes the matrix without
-            # a conversion (1,000 x 82: 3.8 -> 2.6 ms a call, medians of 100; same output).
+            # float32 in column order, as CatBoost stores features: its Pool takes the matrix
+            # without a conversion or a transpose (1,000 x 82: float64 3.8 -> C-order float32
+            # 2.7 -> Fortran-order float32 2.1 ms a call, medians of 100; the same output).
             threads = self.single_row_threads if X.shape[0] <= MULTI_THREAD_ROWS else -1
-            X32 = np.asarray(X, dtype=np.float32)
+            X32 = np.asfortranarray(X, dtype=np.float32)
             return np.asarray(self.model.predict_proba(X32, thread_count=threads))
         raw = self.model.get_booster().inplace_predict(X, validate_features=False)
         if raw.ndim == 1:  # binary objective: probability of class 1
