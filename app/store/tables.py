@@ -1,8 +1,9 @@
 """ORM tables of the store: prediction audit rows, clinician feedback, retraining jobs, the
 shadow challenger's answers.
 
-JSON columns are portable (``JSON`` on SQLite, ``JSONB`` on PostgreSQL); timestamps are stored
-as UTC and always read back timezone-aware.
+JSON columns are ``JSON`` on every backend: text kept as written (on PostgreSQL ``json``, not
+``jsonb``, whose numbers read back rewritten: -0.0 as 0, 1e20 as integer digits, which broke the
+audit chain's MACs); timestamps are stored as UTC and always read back timezone-aware.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from app.store.ids import new_id
@@ -36,7 +36,7 @@ REASON_MAX_CHARS = 1000
 CLINICIAN_ID_MAX_CHARS = 128
 CODE_MAX_CHARS = 64
 
-JSONType = JSON().with_variant(JSONB(), "postgresql")
+JSONType = JSON()
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -34,11 +34,13 @@ AUDIT_TABLES = ("predictions", "feedback", "audit_events")
 def drive(client: TestClient) -> list[str]:
     """Predictions one by one and in a batch, feedback, a model reload: the ids predicted."""
     ids = []
+    # A CRP of -0.0 is valid (0 <= -0.0) and must verify on PostgreSQL too (JSONB stored 0).
     for age in (30, 50, 70):
-        response = client.post("/predict", json=make_patient(age=age), headers=CLINICIAN)
+        patient = make_patient(age=age, crp=-0.0 if age == 70 else 12.0)
+        response = client.post("/predict", json=patient, headers=CLINICIAN)
         assert response.status_code == 200, response.text
         ids.append(response.json()["prediction_id"])
-    records = [make_patient(age=20 + i) for i in range(25)]
+    records = [make_patient(age=20 + i, crp=-0.0 if i == 3 else 12.0) for i in range(25)]
     response = client.post("/predict/batch", json={"records": records}, headers=CLINICIAN)
     assert response.status_code == 200, response.text
     ids += [item["prediction_id"] for item in response.json()["predictions"]]

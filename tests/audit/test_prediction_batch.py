@@ -182,3 +182,29 @@ def test_a_fresh_chain_skips_rows_already_stored_and_seals_the_rest(engine: Engi
     with sessions() as session:
         report = verify(session, KEY)
     assert report.ok and report.rows["predictions"] == 6, report.summary()
+
+
+@pytest.mark.parametrize("number", [-0.0, 1e20, 1.5e300, 5e-324], ids=repr)
+def test_numbers_a_json_column_could_rewrite_still_verify(engine: Engine, number: float) -> None:
+    """Negative zero (``crp`` admits it: 0 <= -0.0), and floats with big or tiny exponents:
+    stored, read back and sealed as the same JSON (PostgreSQL's JSONB rewrote -0.0 as 0 and
+    1e20 as its integer digits, and `audit verify` then called the row altered)."""
+    rows_encoded, rows = encoded(2, datetime.now(UTC))
+    head = orjson.loads(rows_encoded.head)
+    head["records"][0]["crp"] = number
+    out = orjson.loads(rows_encoded.outputs.split(b"\n")[0])
+    out["diagnosis"]["probability"] = number
+    altered = EncodedRows(
+        2,
+        orjson.dumps(head),
+        b"\n".join([orjson.dumps(out), rows_encoded.outputs.split(b"\n")[1]]),
+    )
+    sessions = db.make_sessionmaker(engine)
+    with sessions() as session:
+        save_batches(session, batches([altered]), Chain(KEY))
+    with sessions() as session:
+        report = verify(session, KEY)
+        back = session.scalars(select(PredictionRow).where(PredictionRow.id == rows[0]["id"])).one()
+    assert report.ok, report.summary()
+    assert repr(back.inputs["crp"]) == repr(number)
+    assert repr(back.outputs["diagnosis"]["probability"]) == repr(number)

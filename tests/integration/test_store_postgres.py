@@ -40,7 +40,7 @@ def test_upgrade_empty_database_then_downgrade(empty_schema_url: str) -> None:
                 c["name"]: type(c["type"]).__name__
                 for c in inspect(conn).get_columns("predictions")
             }
-            assert kinds["inputs"] == "JSONB"
+            assert kinds["inputs"] == "JSON"  # the text as written (not JSONB: 0004)
         with db.make_sessionmaker(engine)() as session:
             repository.save_predictions(session, [{"inputs": {"age": 50}, "outputs": {}}])
             assert repository.recent_inputs(session, 5) == [{"age": 50}]
