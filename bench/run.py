@@ -36,7 +36,18 @@ sys.path.insert(0, str(ROOT))
 from app.settings import Settings  # noqa: E402
 from bench.chart import draw  # noqa: E402
 from bench.report import render  # noqa: E402
-from bench.servers import PY, Result, Server, free_port, model_calls, start, stop, tree_rss_mib  # noqa: E402
+from bench.servers import (  # noqa: E402
+    PY,
+    Result,
+    Server,
+    cpu_seconds,
+    free_port,
+    model_calls,
+    settle,
+    start,
+    stop,
+    tree_rss_mib,
+)
 from train_pipeline.contract import ED_COHORT, SYMPTOM_SEPARATOR  # noqa: E402
 
 console = Console(stderr=True)
@@ -342,7 +353,11 @@ def main() -> None:
         console.rule(f"({server.key}) {server.name}")
         try:
             start(server, port, tmp)
-            console.log(f"ready after {server.ready_s:.1f} s; warm-up {args.warmup:g} s")
+            settled = settle(server.proc.pid) if server.proc else 0.0
+            console.log(
+                f"ready after {server.ready_s:.1f} s, idle {settled:.1f} s later; "
+                f"warm-up {args.warmup:g} s"
+            )
             wrk(server, port, 8, args.warmup)
             if server.key in wanted or (is_a and "a" in wanted):
                 for conns in (1, 8):
@@ -358,12 +373,17 @@ def main() -> None:
                 console.log(f"micro-batching: {server.mean_batch:.2f} requests per model call")
             if is_a and "e" in wanted:
                 for conns in (1, 2):
+                    before = cpu_seconds(server.proc.pid) if server.proc else None
                     r = wrk(server, port, conns, args.duration, "/predict/batch", bodies["batch"])
                     r.target = server.key.replace("a", "e", 1)
+                    if before is not None and server.proc and r.requests:
+                        after = cpu_seconds(server.proc.pid)
+                        spent = [b - a for a, b in zip(before, after, strict=True)]
+                        r.cpu_ms = (1000 * spent[0] / r.requests, 1000 * spent[1] / r.requests)
                     batch.append(r)
                     console.log(
                         f"batch {conns} conn: {r.rps * args.batch:,.0f} patients/s, "
-                        f"p50 {r.p50_ms:.0f} ms, errors {r.errors}"
+                        f"p50 {r.p50_ms:.0f} ms, errors {r.errors}, CPU per request {r.cpu_text()}"
                     )
         except Exception as exc:  # a failed target is reported, the others still run
             console.log(f"[red]{server.name} failed: {exc}")

@@ -29,6 +29,14 @@ class Result:
     p99_ms: float
     errors: int
     requests: int
+    cpu_ms: tuple[float, float] | None = None
+    """CPU per request (ms): the serving process, and its children (the audit writer's...)."""
+
+    def cpu_text(self) -> str:
+        if self.cpu_ms is None:
+            return "-"
+        own, children = self.cpu_ms
+        return f"{own:.1f} + {children:.1f} ms"
 
 
 @dataclass
@@ -100,6 +108,37 @@ def process_tree(pid: int) -> list[int]:
         tree.append(p)
         todo.extend(children.get(p, []))
     return tree
+
+
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU seconds (user + system) used so far by a process and by its live descendants."""
+    tick = os.sysconf("SC_CLK_TCK")
+    own, others = 0.0, 0.0
+    for p in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        used = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        if p == pid:
+            own = used
+        else:
+            others += used
+    return own, others
+
+
+def settle(pid: int, share: float = 0.05, window_s: float = 0.5, timeout_s: float = 30) -> float:
+    """Wait until a ready server's processes are idle (together under ``share`` of one core
+    over ``window_s``), at most ``timeout_s``; the seconds waited. A server can be ready while
+    a child still starts (HealthPredict's shadow process imports MLflow: seconds of CPU), and
+    that CPU would be taken from the first measurement."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout_s:
+        before = sum(cpu_seconds(pid))
+        time.sleep(window_s)
+        if sum(cpu_seconds(pid)) - before < share * window_s:
+            break
+    return time.monotonic() - t0
 
 
 def tree_rss_mib(pid: int) -> float:

@@ -26,7 +26,7 @@ SERVERS = [
     server("b", "mlflow models serve", (60, 50), 300.0),
     server("d", "bare FastAPI", (800, 1000), 20.0),
 ]
-BATCH = [Result("e", 1, 6.5, 150, 260, 0, 65), Result("e", 2, 5.0, 400, 580, 0, 50)]
+BATCH = [Result("e", 1, 6.5, 150, 260, 0, 65, (38.04, 27.5)), Result("e", 2, 5.0, 400, 580, 0, 50)]
 ARGS = argparse.Namespace(duration=10, warmup=3, only="a,b,d,e", hp_env=[], batch=1000)
 
 
@@ -35,7 +35,8 @@ def test_table_and_ratios() -> None:
     assert "| (a) HealthPredict POST /predict | 600 | 1.50 ms | 1,200 |" in text
     assert "- a/b: 1 conn 10.0, 8 conn 24.0" in text
     assert "- a/d: 1 conn 0.8, 8 conn 1.2" in text
-    assert "| 1 | 6.5 | 6,500 | 150 ms | 260 ms | 0 |" in text
+    assert "| 1 | 6.5 | 6,500 | 150 ms | 260 ms | 0 | 38.0 + 27.5 ms |" in text
+    assert "| 2 | 5.0 | 5,000 | 400 ms | 580 ms | 0 | - |" in text  # CPU not measured
 
 
 def test_chart_is_a_png_of_the_expected_size(tmp_path: Path) -> None:
