@@ -7,10 +7,13 @@ Budget: `SearchBudget` (``--trials`` / ``--time-budget``, ``HP_TRAIN_TRIALS`` /
 sample of at most ``max_rows`` rows, with boosters at a quarter of their rounds and twice the
 learning rate (the convention of the CV stage, `model_choice._scaled`); the families that come
 within a margin of the best then get a second look at full fidelity (`confirmation`), and the
-winner is refitted on the whole split with its full rounds. A small split is cross-validated
-several times and a simpler family within one standard error of the best wins (`parsimony`).
-The families' search spaces are `search_space`'s. No MLflow here: `trials` are logged
-as nested runs by `register.log_bundle`.
+winner is refitted on the whole split with its full rounds. A split the search reads whole is
+cross-validated at full fidelity: what is scored is what is shipped, as no second look follows
+(on stroke's 4,088 rows, 5 x 3-fold CV, CatBoost's tuned parameters scored 0.847 ROC-AUC at a
+quarter of their rounds and 0.804 with the full rounds they would ship with). A small split is
+cross-validated several times and a simpler family within one standard error of the best wins
+(`parsimony`). The families' search spaces are `search_space`'s. No MLflow here: `trials` are
+logged as nested runs by `register.log_bundle`.
 """
 
 from __future__ import annotations
@@ -194,8 +197,8 @@ def select_model(
         base_params: family -> its final parameters before tuning (rounds, threads).
     """
     folds_ = _folds(task, train, budget, seed, metric)
-    full_rounds = len(train) <= budget.max_rows // 3
     sampled = len(folds_.data) < len(train)
+    full_rounds = not sampled
     results: list[CandidateResult] = []
     trials: list[TrialRecord] = []
     oof: dict[str, np.ndarray] = {}
@@ -345,9 +348,10 @@ def out_of_fold(
     seed: int = 42,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(labels, probabilities) out of fold on the search rows of ``train`` for one family with
-    fixed parameters (a forced model's operating point)."""
+    fixed parameters (a forced model's operating point and calibration): at full fidelity
+    unless the search rows are a sample, as `select_model` scores."""
     f = _folds(task, train, budget, seed, "f1_macro")
-    fit = search_params(family, params, len(train) <= budget.max_rows // 3)
+    fit = search_params(family, params, len(f.data) == len(train))
     _, _, _, proba = _cv(f, family, fit, None)
     return f.y, proba
 
