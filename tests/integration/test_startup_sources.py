@@ -9,6 +9,7 @@ Timings are measured from the start of the app's lifespan (imports excluded: the
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import shutil
 import socket
@@ -160,6 +161,24 @@ def fallback_bound(timeout_s: float, load_seconds: float) -> float:
     return max(timeout_s, timeout_s * BENTOML_HEAD_START + load_seconds) + 2.0
 
 
+@contextmanager
+def gc_seconds() -> Iterator[list[float]]:
+    """``[seconds]`` this process spent in the cyclic garbage collector meanwhile."""
+    spent, began = [0.0], [0.0]
+
+    def timed(phase: str, _info: dict[str, int]) -> None:
+        if phase == "start":
+            began[0] = time.perf_counter()
+        else:
+            spent[0] += time.perf_counter() - began[0]
+
+    gc.callbacks.append(timed)
+    try:
+        yield spent
+    finally:
+        gc.callbacks.remove(timed)
+
+
 @pytest.mark.parametrize("timeout_env", [None, "2"])
 def test_black_hole_tracking_server_falls_back_to_bentoml(
     black_hole: BlackHole,
@@ -195,13 +214,18 @@ def test_black_hole_tracking_server_falls_back_to_bentoml(
         assert "mlflow" in loader["source_errors"]
         # A request path that calls MLflow is bounded the same way: the reload asks the
         # silent tracking server, gives up within HP_MLFLOW_TIMEOUT_S, reloads from BentoML.
-        started = time.monotonic()
-        reloaded = client.post("/models/reload", headers=ADMIN)
-        elapsed = time.monotonic() - started
+        # The swap then hands the old bundle to a full collection of the process's heap, here
+        # pytest's whole heap (seconds under load, in CI): its time is measured and allowed.
+        with gc_seconds() as collecting:
+            started = time.monotonic()
+            reloaded = client.post("/models/reload", headers=ADMIN)
+            elapsed = time.monotonic() - started
         assert reloaded.status_code == 200, reloaded.text
         assert reloaded.json()["current"]["source"] == "bentoml"
-        bound_s = fallback_bound(timeout_s, reloaded.json()["load_seconds"])
-        assert elapsed <= bound_s, f"reload took {elapsed:.1f} s (bound {bound_s:.1f} s)"
+        bound_s = fallback_bound(timeout_s, reloaded.json()["load_seconds"]) + collecting[0]
+        assert elapsed <= bound_s, (
+            f"reload took {elapsed:.1f} s (bound {bound_s:.1f} s, {collecting[0]:.1f} s of GC)"
+        )
     finally:
         client.__exit__(None, None, None)
 
