@@ -41,6 +41,7 @@ from bench.servers import (  # noqa: E402
     Result,
     Server,
     cpu_seconds,
+    first_drift_report,
     free_port,
     model_calls,
     settle,
@@ -359,6 +360,9 @@ def main() -> None:
                 f"warm-up {args.warmup:g} s"
             )
             wrk(server, port, 8, args.warmup)
+            if is_a and server.proc:
+                waited = first_drift_report(port, server.api_key) + settle(server.proc.pid)
+                console.log(f"first drift report done and idle after {waited:.1f} s")
             if server.key in wanted or (is_a and "a" in wanted):
                 for conns in (1, 8):
                     r = wrk(server, port, conns, args.duration)

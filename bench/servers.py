@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,3 +177,23 @@ def model_calls(port: int) -> float:
         elif line.startswith("healthpredict_predictions_total{"):
             predictions += float(line.rsplit(" ", 1)[1])
     return predictions / calls if calls else math.nan
+
+
+def first_drift_report(port: int, api_key: str, timeout_s: float = 90) -> float:
+    """Wait until HealthPredict's first background drift report exists (it runs 10 s after
+    start-up: Evidently's import and the report, seconds of CPU in a child at nice 10, a
+    one-off like the warm-up), then until its processes are idle; the seconds waited. The
+    next report comes `HP_DRIFT_REFRESH_S` (60 s) later, after the measurements."""
+    t0 = time.monotonic()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/monitoring/drift", headers={"X-API-Key": api_key}
+    )
+    while time.monotonic() - t0 < timeout_s:
+        try:
+            with urllib.request.urlopen(request, timeout=5):
+                break  # 200: a report exists
+        except urllib.error.HTTPError as exc:
+            if b"no drift report yet" not in exc.read():
+                break  # computed, with a verdict of another kind (too few inputs...)
+        time.sleep(0.5)
+    return time.monotonic() - t0
