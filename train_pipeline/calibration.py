@@ -193,11 +193,8 @@ def noise_floor(proba: np.ndarray, seed: int = 0, n_sim: int = 500) -> float:
     cum = np.cumsum(proba / proba.sum(axis=1, keepdims=True), axis=1)
     drawn = (rng.random((n_sim, len(proba), 1)) > cum[None, :, :]).sum(axis=2)
     conf, top = proba.max(axis=1), proba.argmax(axis=1)
-    bins = np.minimum((conf * N_BINS).astype(int), N_BINS - 1)
-    by_bin = np.zeros((len(proba), N_BINS))
-    by_bin[np.arange(len(proba)), bins] = 1.0
     gaps = (drawn == top[None, :]).astype(float) - conf[None, :]
-    return float((np.abs(gaps @ by_bin).sum(axis=1) / len(proba)).mean())
+    return float((np.abs(gaps @ _by_bin(conf, 1.0)).sum(axis=1) / len(proba)).mean())
 
 
 def _weighted_ece(y: np.ndarray, proba: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -205,10 +202,15 @@ def _weighted_ece(y: np.ndarray, proba: np.ndarray, weights: np.ndarray) -> np.n
     the sum over confidence bins of |sum of weight x (correct - confidence)| / total weight."""
     conf = proba.max(axis=1)
     gap = (proba.argmax(axis=1) == y).astype(float) - conf
-    bins = np.minimum((conf * N_BINS).astype(int), N_BINS - 1)
-    by_bin = np.zeros((len(y), N_BINS))
-    by_bin[np.arange(len(y)), bins] = gap
-    return np.asarray(np.abs(weights @ by_bin).sum(axis=1) / weights.sum(axis=1))
+    return np.asarray(np.abs(weights @ _by_bin(conf, gap)).sum(axis=1) / weights.sum(axis=1))
+
+
+def _by_bin(conf: np.ndarray, values: float | np.ndarray) -> np.ndarray:
+    """(rows, `N_BINS`): each row's ``values`` in the column of its confidence bin, 0 elsewhere
+    (a matrix product with it sums per bin)."""
+    out = np.zeros((len(conf), N_BINS))
+    out[np.arange(len(conf)), ev.confidence_bins(conf, N_BINS)] = values
+    return out
 
 
 def reliability_figure(y: np.ndarray, curves: dict[str, np.ndarray], title: str) -> Figure:
@@ -231,7 +233,7 @@ def reliability_figure(y: np.ndarray, curves: dict[str, np.ndarray], title: str)
 def _bins(y: np.ndarray, proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     conf = proba.max(axis=1)
     correct = (proba.argmax(axis=1) == y).astype(float)
-    idx = np.minimum((conf * N_BINS).astype(int), N_BINS - 1)
+    idx = ev.confidence_bins(conf, N_BINS)
     keep = [b for b in range(N_BINS) if np.any(idx == b)]
     return (
         np.array([conf[idx == b].mean() for b in keep]),

@@ -29,12 +29,17 @@ from sklearn.metrics import (
 EPS = 1e-15
 
 
+def confidence_bins(conf: np.ndarray, n_bins: int = 15) -> np.ndarray:
+    """The equal-width bin (0..n_bins-1) of each top-label confidence (1.0 in the last)."""
+    return np.minimum((conf * n_bins).astype(int), n_bins - 1)
+
+
 def expected_calibration_error(y_true: np.ndarray, proba: np.ndarray, n_bins: int = 15) -> float:
     """Top-label ECE: |accuracy - confidence| averaged over equal-width confidence bins."""
     y_true = np.asarray(y_true)
     conf = proba.max(axis=1)
     correct = (proba.argmax(axis=1) == y_true).astype(float)
-    bins = np.minimum((conf * n_bins).astype(int), n_bins - 1)
+    bins = confidence_bins(conf, n_bins)
     ece = 0.0
     for b in range(n_bins):
         in_bin = bins == b
