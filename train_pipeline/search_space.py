@@ -1,6 +1,7 @@
 """The model search's space: each family's tunable parameters (`suggest`), its defaults within
-that space (the first trial, `defaults`), and what a trial fits at reduced fidelity on a large
-split (`search_params`: boosters at a quarter of their rounds and twice the learning rate).
+that space (the first trial, `defaults`), and what a trial fits at reduced fidelity when the
+search reads a sample of the split (`search_params`: boosters at a quarter of their rounds and
+twice the learning rate).
 
 Logistic regression has one parameter, its inverse regularisation C: its trials after the
 defaults are a fixed log-spaced grid (`LOGREG_C_GRID`, scikit-learn's `LogisticRegressionCV`

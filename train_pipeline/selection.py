@@ -197,8 +197,7 @@ def select_model(
         base_params: family -> its final parameters before tuning (rounds, threads).
     """
     folds_ = _folds(task, train, budget, seed, metric)
-    sampled = len(folds_.data) < len(train)
-    full_rounds = not sampled
+    sampled = folds_.sampled
     results: list[CandidateResult] = []
     trials: list[TrialRecord] = []
     oof: dict[str, np.ndarray] = {}
@@ -216,7 +215,7 @@ def select_model(
             trial: Any, family: str = family, probas: dict[int, np.ndarray] = probas
         ) -> float:
             final = suggest(trial, family, base_params(family))
-            fit = search_params(family, final, full_rounds)
+            fit = search_params(family, final, not sampled)
             score, std, se, probas[trial.number] = _cv(folds_, family, fit, trial)
             trial.set_user_attr("final_params", final)
             trial.set_user_attr("cv_std", std)
@@ -249,7 +248,7 @@ def _winner(
     if not done:
         raise ValueError("model selection: no candidate completed a trial")
     (winner, rule), final, looks = one_standard_error(done), None, {}
-    if len(f.data) < len(train):
+    if f.sampled:
         y_all = encode_labels(train[task.diagnosis.name], f.classes)
         score = lambda y, p: fold_score(f.metric, y, p, f.classes)  # noqa: E731
         looks = second_look(task, train, y_all, done, base_params, score, f.seed)
@@ -295,6 +294,7 @@ class _Folds:
     seed: int
     metric: str
     repeats: int = 1  # partitions in `splits` (the first one gives the out-of-fold rows)
+    sampled: bool = False  # `data` is a sample of the training split, not all of it
 
 
 def _folds(
@@ -309,7 +309,7 @@ def _folds(
     folds = max(2, min(budget.folds, int(np.bincount(y).min())))
     repeats = repeats_for(len(data))
     splits = cv_splits(y, folds, seed, repeats)
-    return _Folds(task, data, y, classes, splits, seed, metric, repeats)
+    return _Folds(task, data, y, classes, splits, seed, metric, repeats, len(rows) < len(train))
 
 
 def _cv(
@@ -351,7 +351,7 @@ def out_of_fold(
     fixed parameters (a forced model's operating point and calibration): at full fidelity
     unless the search rows are a sample, as `select_model` scores."""
     f = _folds(task, train, budget, seed, "f1_macro")
-    fit = search_params(family, params, len(f.data) == len(train))
+    fit = search_params(family, params, not f.sampled)
     _, _, _, proba = _cv(f, family, fit, None)
     return f.y, proba
 
