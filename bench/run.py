@@ -25,15 +25,14 @@ import sys
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-import pandas as pd
 from rich.console import Console
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app.settings import Settings  # noqa: E402
+from bench.bodies import N_BODIES, cohort_rows, write_bodies  # noqa: E402
 from bench.chart import draw  # noqa: E402
 from bench.report import render  # noqa: E402
 from bench.servers import (  # noqa: E402
@@ -49,16 +48,14 @@ from bench.servers import (  # noqa: E402
     stop,
     tree_rss_mib,
 )
-from train_pipeline.contract import ED_COHORT, SYMPTOM_SEPARATOR  # noqa: E402
 
 console = Console(stderr=True)
 LUA = ROOT / "bench" / "wrk" / "predict.lua"
 API_KEY = "bench-clinician-key"
 TARGETS = ("a", "b", "c", "d", "e", "f")
-N_BODIES = 500
 
 
-# --- data ------------------------------------------------------------------------------------
+# --- models ----------------------------------------------------------------------------------
 def ensure_models(settings: Settings) -> None:
     """Generate the cohort and train the default models unless a champion already exists."""
     if not settings.training_data_path.exists():
@@ -74,69 +71,6 @@ def run(cmd: list[str]) -> None:
     subprocess.run(cmd, cwd=ROOT, check=True)
 
 
-def cohort_rows(path: Path, n: int) -> list[dict[str, Any]]:
-    """``n`` cohort rows as canonical API payloads (absent / out-of-range values left out)."""
-    df = pd.read_csv(path).sample(n=n, random_state=0, replace=True)
-    out = []
-    for row in df.to_dict(orient="records"):
-        rec: dict[str, Any] = {}
-        for f in ED_COHORT.features:
-            v = row.get(f.name)
-            if v is None or (isinstance(v, float) and math.isnan(v)):
-                continue
-            if f.kind in ("numeric", "integer"):
-                v = float(v)
-                if f.minimum is not None and not f.minimum <= v <= (f.maximum or math.inf):
-                    continue
-                rec[f.name] = int(v) if f.kind == "integer" else v
-            elif f.kind == "boolean":
-                rec[f.name] = bool(int(v))
-            elif f.kind == "multilabel":
-                rec[f.name] = [c for c in str(v).split(SYMPTOM_SEPARATOR) if c in f.categories]
-            else:
-                rec[f.name] = str(v)
-        if rec.get("diastolic_bp", 0) >= rec.get("systolic_bp", math.inf):
-            rec.pop("diastolic_bp", None)
-        if all(name in rec for name in ED_COHORT.names_in_tier("required")):
-            out.append(rec)
-    return out
-
-
-def frame_row(rec: dict[str, Any]) -> dict[str, Any]:
-    """A payload as the sklearn pipeline's DataFrame row (what MLflow / BentoML take)."""
-    row: dict[str, Any] = {}
-    for f in ED_COHORT.features:
-        v = rec.get(f.name)
-        if f.kind == "multilabel":
-            row[f.name] = SYMPTOM_SEPARATOR.join(v or ())
-        elif f.kind == "categorical":
-            row[f.name] = v
-        elif f.kind == "boolean":
-            row[f.name] = float(bool(v))
-        else:
-            row[f.name] = math.nan if v is None else float(v)
-    return row
-
-
-def write_bodies(tmp: Path, payloads: list[dict[str, Any]], batch: int) -> dict[str, Path]:
-    """One JSON body per line, per request format."""
-    files = {
-        "canonical": [json.dumps(p) for p in payloads],
-        "mlflow": [json.dumps({"dataframe_records": [frame_row(p)]}) for p in payloads],
-        "bentoml": [json.dumps({"records": [frame_row(p)]}) for p in payloads],
-        "batch": [
-            json.dumps({"records": [payloads[(k * 131 + i) % len(payloads)] for i in range(batch)]})
-            for k in range(3)
-        ],
-    }
-    paths = {}
-    for name, lines in files.items():
-        paths[name] = tmp / f"{name}.jsonl"
-        paths[name].write_text("\n".join(lines) + "\n")
-    return paths
-
-
-# --- processes -------------------------------------------------------------------------------
 # --- wrk ---------------------------------------------------------------------------------------
 def wrk(
     server: Server,

@@ -31,7 +31,8 @@ sys.path.insert(0, str(ROOT))
 
 from app.scoring import job  # noqa: E402
 from app.settings import Settings  # noqa: E402
-from bench.run import API_KEY, cohort_rows, ensure_models, servers  # noqa: E402
+from bench.bodies import cohort_rows  # noqa: E402
+from bench.run import API_KEY, ensure_models, servers  # noqa: E402
 from bench.servers import free_port, start, stop  # noqa: E402
 
 console = Console(stderr=True)

@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app.settings import Settings  # noqa: E402
-from bench.run import API_KEY, N_BODIES, cohort_rows, ensure_models, write_bodies, wrk  # noqa: E402
+from bench.bodies import N_BODIES, cohort_rows, write_bodies  # noqa: E402
+from bench.run import API_KEY, ensure_models, wrk  # noqa: E402
 from bench.servers import PY, Result, Server, free_port, start, stop  # noqa: E402
 
 ALIAS = "challenger"

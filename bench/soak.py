@@ -33,7 +33,8 @@ from rich.console import Console
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.run import API_KEY, cohort_rows  # noqa: E402
+from bench.bodies import cohort_rows  # noqa: E402
+from bench.run import API_KEY  # noqa: E402
 from bench.servers import PY, Server, free_port, start, stop, tree_rss_mib  # noqa: E402
 
 console = Console(stderr=True)

@@ -1,0 +1,78 @@
+"""The request bodies `make bench` sends: real cohort patients as HealthPredict's canonical
+payloads, the same patients as the DataFrame rows `mlflow models serve` and the BentoML service
+take, and batches of them; one JSON body per line, as `bench/wrk/predict.lua` reads them."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from train_pipeline.contract import ED_COHORT, SYMPTOM_SEPARATOR
+
+N_BODIES = 500
+
+
+def cohort_rows(path: Path, n: int) -> list[dict[str, Any]]:
+    """``n`` cohort rows as canonical API payloads (absent / out-of-range values left out)."""
+    df = pd.read_csv(path).sample(n=n, random_state=0, replace=True)
+    out = []
+    for row in df.to_dict(orient="records"):
+        rec: dict[str, Any] = {}
+        for f in ED_COHORT.features:
+            v = row.get(f.name)
+            if v is None or (isinstance(v, float) and math.isnan(v)):
+                continue
+            if f.kind in ("numeric", "integer"):
+                v = float(v)
+                if f.minimum is not None and not f.minimum <= v <= (f.maximum or math.inf):
+                    continue
+                rec[f.name] = int(v) if f.kind == "integer" else v
+            elif f.kind == "boolean":
+                rec[f.name] = bool(int(v))
+            elif f.kind == "multilabel":
+                rec[f.name] = [c for c in str(v).split(SYMPTOM_SEPARATOR) if c in f.categories]
+            else:
+                rec[f.name] = str(v)
+        if rec.get("diastolic_bp", 0) >= rec.get("systolic_bp", math.inf):
+            rec.pop("diastolic_bp", None)
+        if all(name in rec for name in ED_COHORT.names_in_tier("required")):
+            out.append(rec)
+    return out
+
+
+def frame_row(rec: dict[str, Any]) -> dict[str, Any]:
+    """A payload as the sklearn pipeline's DataFrame row (what MLflow / BentoML take)."""
+    row: dict[str, Any] = {}
+    for f in ED_COHORT.features:
+        v = rec.get(f.name)
+        if f.kind == "multilabel":
+            row[f.name] = SYMPTOM_SEPARATOR.join(v or ())
+        elif f.kind == "categorical":
+            row[f.name] = v
+        elif f.kind == "boolean":
+            row[f.name] = float(bool(v))
+        else:
+            row[f.name] = math.nan if v is None else float(v)
+    return row
+
+
+def write_bodies(tmp: Path, payloads: list[dict[str, Any]], batch: int) -> dict[str, Path]:
+    """One JSON body per line, per request format."""
+    files = {
+        "canonical": [json.dumps(p) for p in payloads],
+        "mlflow": [json.dumps({"dataframe_records": [frame_row(p)]}) for p in payloads],
+        "bentoml": [json.dumps({"records": [frame_row(p)]}) for p in payloads],
+        "batch": [
+            json.dumps({"records": [payloads[(k * 131 + i) % len(payloads)] for i in range(batch)]})
+            for k in range(3)
+        ],
+    }
+    paths = {}
+    for name, lines in files.items():
+        paths[name] = tmp / f"{name}.jsonl"
+        paths[name].write_text("\n".join(lines) + "\n")
+    return paths
