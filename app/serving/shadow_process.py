@@ -91,7 +91,11 @@ class ProcessBackend:
         self._conn: Connection | None = None
 
     def open(self) -> dict[str, str] | None:
-        """Blocking: (re)start the child and wait until it has loaded the challenger."""
+        """Blocking: (re)start the child and wait until it has loaded the challenger.
+
+        With no challenger the child is stopped at once: idle, it held ~350 MiB (MLflow and
+        the libraries it imported to ask) in every worker; the next refresh starts one again.
+        """
         self.close()
         with self._lock:
             conn = self._start()
@@ -99,6 +103,8 @@ class ProcessBackend:
         if kind == "error":
             self.close()
             raise ShadowProcessError(value)
+        if value is None:
+            self.close()
         return value  # type: ignore[no-any-return]
 
     def run(self, batch: Sequence[Pending]) -> Outcome:

@@ -9,6 +9,7 @@ exactly 1 on every class.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -92,6 +93,21 @@ def wait_until(check: Any, what: str, timeout_s: float = 60.0) -> None:
     raise AssertionError(f"not {what} within {timeout_s} s")
 
 
+def shadow_children() -> list[int]:
+    """Pids of this process's shadow challenger children (from /proc)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue
+        ppid = int(stat.rpartition(")")[2].split()[1])
+        if ppid == os.getpid() and b"app.serving.shadow_process" in cmdline:
+            pids.append(int(entry.name))
+    return pids
+
+
 def predict_all(client: TestClient, payloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
     bodies = []
     for payload in payloads:
@@ -145,6 +161,7 @@ def test_known_disagreement_shows_per_class(
     app_client: TestClient, shadow_store: ShadowStore
 ) -> None:
     health = app_client.get("/health").json()["shadow"]
+    assert len(shadow_children()) == 1  # the challenger is scored in its child process
     assert health["challenger"]["run_id"] == shadow_store.challenger[1]
     bodies = predict_all(app_client, shadow_store.pneumonias + shadow_store.others)
     pneumonia = [b for b in bodies if b["diagnosis"] and b["diagnosis"]["code"] == "pneumonia"]
@@ -276,6 +293,7 @@ def test_absent_challenger_loads_nothing(tmp_path: Path, shadow_store: ShadowSto
         shadow = client.get("/health").json()["shadow"]
         assert shadow["loaded"] is False and shadow["challenger"] is None
         assert shadow["reason"] == "no version carries the challenger alias"
+        assert shadow_children() == []  # stopped once it found none (~350 MiB given back)
         assert (
             client.post("/predict", json=shadow_store.others[0], headers=CLINICIAN).status_code
             == 200
