@@ -12,36 +12,17 @@ from typing import Any
 import pandas as pd
 
 from train_pipeline.contract import ED_COHORT, SYMPTOM_SEPARATOR
+from train_pipeline.data.payloads import payload_of_row
 
 N_BODIES = 500
 
 
 def cohort_rows(path: Path, n: int) -> list[dict[str, Any]]:
-    """``n`` cohort rows as canonical API payloads (absent / out-of-range values left out)."""
+    """``n`` cohort rows (drawn with replacement) as valid canonical API payloads
+    (`train_pipeline.data.payloads`: absent and out-of-range values left out)."""
     df = pd.read_csv(path).sample(n=n, random_state=0, replace=True)
-    out = []
-    for row in df.to_dict(orient="records"):
-        rec: dict[str, Any] = {}
-        for f in ED_COHORT.features:
-            v = row.get(f.name)
-            if v is None or (isinstance(v, float) and math.isnan(v)):
-                continue
-            if f.kind in ("numeric", "integer"):
-                v = float(v)
-                if f.minimum is not None and not f.minimum <= v <= (f.maximum or math.inf):
-                    continue
-                rec[f.name] = int(v) if f.kind == "integer" else v
-            elif f.kind == "boolean":
-                rec[f.name] = bool(int(v))
-            elif f.kind == "multilabel":
-                rec[f.name] = [c for c in str(v).split(SYMPTOM_SEPARATOR) if c in f.categories]
-            else:
-                rec[f.name] = str(v)
-        if rec.get("diastolic_bp", 0) >= rec.get("systolic_bp", math.inf):
-            rec.pop("diastolic_bp", None)
-        if all(name in rec for name in ED_COHORT.names_in_tier("required")):
-            out.append(rec)
-    return out
+    payloads = (payload_of_row(row) for row in df.to_dict(orient="records"))
+    return [p for p in payloads if p is not None]
 
 
 def frame_row(rec: dict[str, Any]) -> dict[str, Any]:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import copy
-import math
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from app.schemas.patient import PATIENT_EXAMPLE, TASK
-from train_pipeline.contract import SYMPTOM_SEPARATOR, camel_case
+from train_pipeline.contract import camel_case
+from train_pipeline.data.payloads import payload_of_row
 
 DROP = object()  # make_patient(heart_rate=DROP) leaves the field out
 
@@ -56,28 +56,5 @@ def cohort_payloads(data_path: Path, n: int, seed: int = 0) -> list[dict[str, An
 
 
 def _payload(row: dict[str, Any]) -> dict[str, Any] | None:
-    out: dict[str, Any] = {}
-    for feat in TASK.features:
-        value = row.get(feat.name)
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            continue
-        if feat.kind in ("numeric", "integer"):
-            number = float(value)
-            if feat.kind == "integer":
-                if not number.is_integer():
-                    continue
-                number = int(number)
-            if not feat.minimum <= number <= feat.maximum:  # type: ignore[operator]
-                continue
-            out[feat.name] = number
-        elif feat.kind == "boolean":
-            out[feat.name] = bool(int(value))
-        elif feat.kind == "multilabel":
-            codes = [c for c in str(value).split(SYMPTOM_SEPARATOR) if c in feat.categories]
-            out[feat.name] = codes[: feat.max_items]
-        elif str(value) in feat.categories:
-            out[feat.name] = str(value)
-    if "diastolic_bp" in out and out["diastolic_bp"] >= out.get("systolic_bp", math.inf):
-        del out["diastolic_bp"]
-    required = TASK.names_in_tier("required")
-    return out if all(name in out for name in required) else None
+    """The valid payload of one cohort row (`train_pipeline.data.payloads`)."""
+    return payload_of_row(row, TASK)
