@@ -19,9 +19,13 @@ from tests.integration.test_startup_sources import free_port, wait_http
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def child_pids(pid: int) -> list[str]:
-    """The direct children of ``pid`` (gunicorn's workers)."""
-    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
+def child_pids(pid: int, command: str | None = None) -> list[str]:
+    """The direct children of ``pid`` (gunicorn's workers), those whose command line holds
+    ``command`` when given."""
+    match = ["-f", command] if command else []
+    found = subprocess.run(
+        ["pgrep", "-P", str(pid), *match], capture_output=True, text=True, check=False
+    )
     return found.stdout.split()
 
 

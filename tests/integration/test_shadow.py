@@ -27,6 +27,7 @@ from app.store import db, repository
 from tests.api.conftest import ADMIN, CLINICIAN, make_settings
 from tests.factories import _payload
 from tests.integration._promotion import NAMES, aliased, register_champion
+from tests.integration.test_gunicorn_workers import child_pids
 from train_pipeline.data.generate import generate_cohort
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -93,19 +94,9 @@ def wait_until(check: Any, what: str, timeout_s: float = 60.0) -> None:
     raise AssertionError(f"not {what} within {timeout_s} s")
 
 
-def shadow_children() -> list[int]:
-    """Pids of this process's shadow challenger children (from /proc)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except (OSError, ValueError):
-            continue
-        ppid = int(stat.rpartition(")")[2].split()[1])
-        if ppid == os.getpid() and b"app.serving.shadow_process" in cmdline:
-            pids.append(int(entry.name))
-    return pids
+def shadow_children() -> list[str]:
+    """Pids of this process's shadow challenger children."""
+    return child_pids(os.getpid(), "app.serving.shadow_process")
 
 
 def predict_all(client: TestClient, payloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
